@@ -1,0 +1,83 @@
+"""Prediction on files: the same decode and preprocessing as training, from model.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumocxr.data.decode import decode_all
+from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
+from pneumocxr.errors import PneumoError
+from pneumocxr.models.io import LoadedModel, load_model
+from pneumocxr.training.trainer import predict_pixels
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def resolve_model(spec=None) -> LoadedModel:
+    """`None`/"default" (the shipped model), a run folder, a model folder or its model.json."""
+    if spec in (None, "", "default"):
+        if not (DEFAULT_MODEL_DIR / "model.json").is_file():
+            raise PneumoError(f"the default model is missing from {DEFAULT_MODEL_DIR}")
+        return load_model(DEFAULT_MODEL_DIR)
+    path = Path(spec)
+    if path.is_dir() and not (path / "model.json").is_file():
+        inner = sorted(p.parent for p in path.glob("*/model.json"))
+        if len(inner) == 1:
+            return load_model(inner[0])
+        if inner:
+            names = ", ".join(p.name for p in inner)
+            raise PneumoError(f"{path} holds several models ({names}); name one of them")
+    return load_model(path)
+
+
+def expand_inputs(paths) -> list[Path]:
+    """Files as given, folders searched recursively for JPEG, PNG and DICOM files."""
+    suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
+    files = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found = sorted(
+                p for p in item.rglob("*")
+                if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
+            )  # fmt: skip
+            if not found:
+                raise PneumoError(f"no JPEG, PNG or DICOM files in {item}")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise PneumoError(f"no such file or folder: {item}")
+    return files
+
+
+def predict_paths(loaded: LoadedModel, paths, batch_size: int = 64):
+    """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
+    prep = loaded.preprocessing
+    decoded = decode_all(paths, prep.image_size)
+    probs = predict_pixels(loaded.model, decoded.pixels, batch_size)
+    kept = [str(p) for p, ok in zip(paths, decoded.ok) if ok]
+    return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), decoded.failures
+
+
+def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
+    """0.5 by default, a number, or "model" for the threshold stored in model.json."""
+    if value in (None, ""):
+        return 0.5
+    if value == "model":
+        return loaded.threshold
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise PneumoError(f"--threshold must be a number or 'model', got {value!r}") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise PneumoError(f"--threshold must be between 0 and 1, got {threshold}")
+    return threshold
+
+
+def label_for(prob: float, threshold: float) -> str:
+    return "PNEUMONIA" if prob >= threshold else "NORMAL"
+
+

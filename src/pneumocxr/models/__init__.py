@@ -1,0 +1,1 @@
+"""Layer 2: the architectures, their weights and their preprocessing contracts."""

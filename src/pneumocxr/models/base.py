@@ -1,0 +1,134 @@
+"""What every pneumocxr architecture provides.
+
+A model is a chain of *stages* whose composition is its forward pass. The last stage is the
+classification head; the others form the backbone. Freezing, feature caching and Grad-CAM are
+written once against this interface instead of once per architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from pneumocxr.errors import PneumoError
+
+NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How pixels must be prepared for a model; stored in model.json and applied by predict."""
+
+    image_size: int
+    channels: int = 3
+    mean: tuple[float, ...] = NO_NORMALISATION[0]
+    std: tuple[float, ...] = NO_NORMALISATION[1]
+    resize: str = "squash, bilinear"  # Keras' target_size: no crop, aspect not kept
+    color: str = "grayscale replicated to the model's channels"
+    scale: str = "pixel / 255"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Preprocessing:
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["mean"] = tuple(fields.get("mean", NO_NORMALISATION[0]))
+        fields["std"] = tuple(fields.get("std", NO_NORMALISATION[1]))
+        return cls(**fields)
+
+
+class PneumoNet(nn.Module):
+    """Base class: subclasses define `stages()`, `gradcam_layer()` and the class attributes."""
+
+    name: ClassVar[str]
+    default_image_size: ClassVar[int] = 224
+    min_image_size: ClassVar[int] = 32
+    default_lr: ClassVar[float] = 1e-3
+    normalisation: ClassVar[tuple] = NO_NORMALISATION
+    pretrained_source: ClassVar[str | None] = None  # where ImageNet weights come from
+
+    def __init__(self, image_size: int):
+        super().__init__()
+        if image_size < self.min_image_size:
+            raise PneumoError(
+                f"{self.name} needs images of at least {self.min_image_size} pixels, "
+                f"got {image_size}"
+            )
+        self.image_size = image_size
+        self.weights_source = "random initialisation"
+
+    # -- to be provided by each architecture -------------------------------------------
+    def stages(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def gradcam_layer(self) -> nn.Module:
+        raise NotImplementedError
+
+    def load_pretrained(self, weights: str) -> None:
+        """Load backbone weights: "default" (the model's usual source) or a file path."""
+        raise PneumoError(f"{self.name} has no pretrained weights; use --weights none")
+
+    # -- shared behaviour ----------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run_stages(x)
+
+    def run_stages(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
+        for stage in self.stages()[start:stop]:
+            x = stage(x)
+        return x
+
+    @property
+    def backbone_stages(self) -> int:
+        return len(self.stages()) - 1
+
+    def first_trainable_stage(self, unfreeze: int | str) -> int:
+        """Stage index where training starts: 0 trains all, `backbone_stages` the head only."""
+        if unfreeze == "all":
+            return 0
+        n = int(unfreeze)
+        if not 0 <= n <= self.backbone_stages:
+            raise PneumoError(
+                f"--unfreeze must be between 0 and {self.backbone_stages} for {self.name} "
+                f"(or 'all'), got {n}"
+            )
+        return self.backbone_stages - n
+
+    def freeze_before(self, start: int) -> None:
+        """Freeze stages before `start`; they also stay in eval mode (see `train`)."""
+        self._frozen_until = start
+        for i, stage in enumerate(self.stages()):
+            for p in stage.parameters():
+                p.requires_grad_(i >= start)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # Frozen stages keep their BatchNorm statistics: eval mode even while training.
+        for stage in self.stages()[: getattr(self, "_frozen_until", 0)]:
+            stage.eval()
+        return self
+
+    def preprocessing(self) -> Preprocessing:
+        mean, std = self.normalisation
+        return Preprocessing(image_size=self.image_size, mean=tuple(mean), std=tuple(std))
+
+    @classmethod
+    def create(cls, image_size: int | None = None, weights: str = "default") -> PneumoNet:
+        """Build the model; `weights` is "default", "none" or a file of backbone weights."""
+        model = cls(image_size or cls.default_image_size)
+        if weights != "none" and (cls.pretrained_source or weights != "default"):
+            model.load_pretrained(weights)
+        return model
+
+
+def init_like_keras(module: nn.Module) -> None:
+    """Keras' defaults (Glorot-uniform kernels, zero biases): the tutorial's starting point."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)

@@ -1,0 +1,47 @@
+"""SmallNet: the tutorial's small CNN, trained from scratch."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pneumocxr.models.base import PneumoNet, init_like_keras
+
+
+def _conv_out(size: int) -> int:
+    """Spatial size after the three valid 3x3 convolutions and two 2x2 poolings."""
+    size = (size - 2) // 2
+    size = (size - 2) // 2
+    return size - 2
+
+
+class SmallNet(PneumoNet):
+    """Conv32-Pool-Conv64-Pool-Conv64-Flatten-Dense64-Dense1, valid padding, ReLU."""
+
+    name = "smallnet"
+    min_image_size = 18
+    # The tutorial's 1e-2 collapses to "all PNEUMONIA" on most seeds; see docs/TRAINING.md.
+    default_lr = 1e-3
+
+    def __init__(self, image_size: int = 224):
+        super().__init__(image_size)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3),
+            nn.ReLU(),
+        )
+        side = _conv_out(image_size)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * side * side, 64), nn.ReLU(), nn.Linear(64, 1)
+        )
+        init_like_keras(self)
+
+    def stages(self):
+        return [self.features, self.head]
+
+    def gradcam_layer(self):
+        return self.features[7]  # ReLU after the last convolution

@@ -1,0 +1,75 @@
+"""Reading weight files safely: safetensors, or PyTorch files with `weights_only=True`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from torch import nn
+
+from pneumocxr.errors import PneumoError
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file or a PyTorch state dict (never unpickles objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PneumoError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt file, pickled objects, wrong format
+        raise PneumoError(f"cannot read weights from {path}: {_first_line(err)}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise PneumoError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def download_state_dict(url: str, flag_hint: str) -> dict[str, torch.Tensor]:
+    """Fetch a state dict into torch's hub cache (once), checking the hash in its file name."""
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
+        )
+    except (URLError, OSError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise PneumoError(
+            f"cannot download weights from {url} ({reason}); download that file elsewhere "
+            f"and pass it with {flag_hint}, or use --weights none to train from scratch"
+        ) from None
+    except RuntimeError as err:  # hash mismatch or a corrupt download
+        raise PneumoError(f"downloaded weights from {url} are damaged: {err}") from None
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """Copy every tensor of `module` from `state`, failing clearly on a missing or odd tensor."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise PneumoError(f"{what} lacks {len(missing)} tensors, e.g. {missing[0]}")
+    for key, tensor in own.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise PneumoError(
+                f"{what} does not fit: {key} has shape {tuple(state[key].shape)}, "
+                f"expected {tuple(tensor.shape)}"
+            )
+    module.load_state_dict({k: state[k].to(own[k].dtype) for k in own})
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err) or type(err).__name__).strip().splitlines()[0][:300]

@@ -1,0 +1,1 @@
+"""Layer 3: the LightningModule, callbacks, run directories and export."""

@@ -1,0 +1,351 @@
+"""Training a model end to end: data -> run directory -> phases -> best weights -> export.
+
+A *phase* trains the stages from one index onwards. Models trained from scratch have one phase;
+transfer models train their head on a frozen backbone and, with `--unfreeze`, then fine-tune
+the top of the backbone at a lower learning rate. Frozen stages are served from a feature cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from pneumocxr import __version__
+from pneumocxr.data.datamodule import ImageDataModule, prepare_batch
+from pneumocxr.data.dataset import Dataset, load_dataset
+from pneumocxr.data.split import split_summary
+from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import ensure_dir, write_json, write_text
+from pneumocxr.models.base import PneumoNet
+from pneumocxr.models.io import save_model
+from pneumocxr.models.registry import build_model, model_class
+from pneumocxr.models.summary import parameter_counts, summary_text
+from pneumocxr.training import rundir
+from pneumocxr.training.features import FeatureDataModule, feature_bytes
+from pneumocxr.training.history import HistoryCallback, read_history
+from pneumocxr.training.module import Classifier
+from pneumocxr.training.threshold import youden_threshold
+
+log = logging.getLogger("pneumocxr")
+# Lightning's advice that does not apply here: frozen stages are in eval mode on purpose,
+# small validation sets have few batches, and resumed runs reuse their checkpoint folder.
+for _message in (
+    ".*module\\(s\\) in eval mode.*",
+    ".*smaller than the logging interval.*",
+    ".*exists and is not empty.*",
+    ".*does not have many workers.*",
+    ".*LeafSpec.*",
+):
+    warnings.filterwarnings("ignore", message=_message)
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's start-up banners (GPU/TPU availability, tips) out of the output."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+# --quick: a profile of a few minutes for tests and first contact.
+QUICK = {"epochs": 3, "head_epochs": 2, "image_size": 128, "limit": 800}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs"
+    model: str = "smallnet"
+    epochs: int = 15
+    batch_size: int = 32
+    image_size: int | None = None  # the model's default
+    split: str = "patient"
+    test_size: float = 0.2
+    val_size: float = 0.2
+    seed: int = 42
+    lr: float | None = None  # the model's default
+    class_weight: str = "none"  # or "balanced"
+    weights: str = "default"  # "default" (ImageNet for transfer models), "none" or a file
+    unfreeze: str | None = None  # backbone stages to fine-tune: N or "all"; None: 0 if pretrained
+    head_epochs: int = 5  # head-only warm-up before fine-tuning (when unfreeze is not 0)
+    finetune_lr: float | None = None  # default: lr / 10
+    augment: bool = True
+    feature_cache: bool = True
+    cache_views: int = 4
+    cache_limit_gb: float = 4.0
+    patience: int = 20
+    lr_patience: int = 3
+    lr_factor: float = 0.3
+    min_lr: float = 1e-6
+    limit: int | None = None  # use about this many images (whole patients)
+    strict: bool = False
+    quick: bool = False
+
+    def resolved(self) -> TrainConfig:
+        """Fill in the model's defaults and the --quick profile."""
+        cls = model_class(self.model)
+        values = dataclasses.asdict(self)
+        if self.quick:
+            values.update({k: v for k, v in QUICK.items() if k != "limit" or not self.limit})
+        values["image_size"] = values["image_size"] or cls.default_image_size
+        values["lr"] = values["lr"] or cls.default_lr
+        values["finetune_lr"] = values["finetune_lr"] or values["lr"] / 10
+        pretrained = cls.pretrained_source is not None and self.weights != "none"
+        if values["unfreeze"] is None:
+            values["unfreeze"] = "0" if pretrained else "all"
+        if self.class_weight not in ("none", "balanced"):
+            raise PneumoError(f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}")
+        for name in ("epochs", "batch_size"):
+            if values[name] < 1:
+                raise PneumoError(f"--{name.replace('_', '-')} must be at least 1")
+        return TrainConfig(**values)
+
+
+@dataclass
+class Phase:
+    name: str
+    start: int  # first trainable stage
+    epochs: int
+    lr: float
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: PneumoNet
+    threshold: float
+    val_metrics: dict = field(default_factory=dict)
+
+
+def plan_phases(cfg: TrainConfig, model: PneumoNet) -> list[Phase]:
+    if model.pretrained_source is None:
+        return [Phase("train", 0, cfg.epochs, cfg.lr)]
+    start = model.first_trainable_stage(cfg.unfreeze)
+    head = model.backbone_stages
+    if start == head:
+        return [Phase("head", head, cfg.epochs, cfg.lr)]
+    if start == 0 and cfg.weights == "none":
+        return [Phase("train", 0, cfg.epochs, cfg.lr)]
+    return [Phase("head", head, cfg.head_epochs, cfg.lr), Phase("finetune", start, cfg.epochs, cfg.finetune_lr)]
+
+
+def train(
+    cfg: TrainConfig,
+    dataset: Dataset | None = None,
+    run_dir: Path | None = None,
+    resume: Path | None = None,
+) -> TrainResult:
+    """Train into a new run folder (`run_dir`, or RUNS/<model>-<time>), or continue the run
+    that `resume` (a run folder or a checkpoint in one) belongs to; export the best model."""
+    cfg = cfg.resolved()
+    _quiet_lightning()
+    L.seed_everything(cfg.seed, verbose=False)
+    if resume is not None:
+        run_dir = rundir.find_run_dir(resume)
+    if dataset is None:
+        splits = rundir.read_splits(run_dir) if resume is not None else None
+        dataset = load_dataset(
+            cfg.data, cfg.image_size, split=cfg.split, test_size=cfg.test_size,
+            val_size=cfg.val_size, seed=cfg.seed, strict=cfg.strict, limit=cfg.limit, splits=splits,
+        )  # fmt: skip
+    model = build_model(cfg.model, cfg.image_size, cfg.weights)
+    if resume is None:
+        run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
+        ensure_dir(run_dir)
+        _write_run_files(run_dir, cfg, dataset, model)
+    log.info("run folder: %s", run_dir)
+    class_weights = _class_weights(dataset, cfg.class_weight)
+    phases = plan_phases(cfg, model)
+    first, checkpoint = (0, None) if resume is None else _resume_point(phases, run_dir, resume)
+    state = rundir.read_state(run_dir)
+    offset = sum(state["phases"].get(p.name, {}).get("epochs", 0) for p in phases[:first])
+    for phase in phases[first:]:
+        epochs = _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, checkpoint)
+        checkpoint = None
+        state["phases"][phase.name] = {"epochs": epochs}
+        rundir.write_state(run_dir, state)
+        offset += epochs
+    return _finish(cfg, model, dataset, run_dir)
+
+
+def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
+    """(index of the phase to continue, checkpoint to continue it from)."""
+    names = [p.name for p in phases]
+    if Path(resume).is_file():
+        name = Path(resume).name.split("-")[0]
+        if name not in names:
+            raise PneumoError(f"{resume} belongs to no phase of this run ({', '.join(names)})")
+        return names.index(name), Path(resume)
+    for i in reversed(range(len(phases))):
+        last = Path(run_dir) / "checkpoints" / f"{names[i]}-last.ckpt"
+        if last.is_file():
+            return i, last
+    raise PneumoError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
+
+
+def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resume) -> int:
+    """Fit one phase with the tutorial's callbacks; leave the best weights in `model`."""
+    model.freeze_before(phase.start)
+    counts = parameter_counts(model)
+    log.info(
+        "phase %s: %s trainable, %s frozen parameters, lr %g",
+        phase.name, f"{counts['trainable_params']:,}", f"{counts['frozen_params']:,}", phase.lr,
+    )  # fmt: skip
+    datamodule, input_stage = _datamodule(cfg, phase, model, dataset)
+    module = Classifier(
+        model, phase.lr, input_stage, class_weights, cfg.lr_factor, cfg.lr_patience, cfg.min_lr
+    )
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir, filename=f"{phase.name}-best", monitor="val_loss", mode="min",
+        save_top_k=1, save_last=True, enable_version_counter=False,
+    )  # fmt: skip
+    checkpoint.CHECKPOINT_NAME_LAST = f"{phase.name}-last"
+    callbacks = [
+        checkpoint,
+        EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience),
+        HistoryCallback(run_dir, phase.name, offset, offset + phase.epochs),
+    ]
+    interactive = sys.stderr.isatty()
+    if interactive:
+        callbacks.append(TQDMProgressBar())
+    trainer = L.Trainer(
+        max_epochs=phase.epochs,
+        accelerator="auto",
+        devices=1,
+        logger=TensorBoardLogger(str(run_dir), name="tb", version=phase.name),
+        callbacks=callbacks,
+        enable_progress_bar=interactive,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        reload_dataloaders_every_n_epochs=1 if input_stage else 0,
+        deterministic=False,
+    )
+    if resume:
+        log.info("resuming phase %s from %s", phase.name, resume)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    _restore_best(module, checkpoint)
+    model.train(False)
+    return int(trainer.current_epoch)
+
+
+def _datamodule(cfg: TrainConfig, phase: Phase, model: PneumoNet, dataset: Dataset):
+    """Cached features when the phase has a frozen prefix and the cache fits in memory."""
+    splits = dataset.split_index()
+    common = dict(batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed)
+    if phase.start > 0 and cfg.feature_cache:
+        views = cfg.cache_views if cfg.augment else 1
+        images = len(splits["train"]) * views + len(splits["val"])
+        needed = feature_bytes(model, phase.start, images)
+        if needed <= cfg.cache_limit_gb * 2**30:
+            log.info(
+                "caching frozen features: %d training view(s), %.2f GB", views, needed / 2**30
+            )
+            dm = FeatureDataModule(
+                model, phase.start, dataset.pixels, dataset.labels, splits,
+                views=cfg.cache_views, **common,
+            )  # fmt: skip
+            return dm, phase.start
+        log.info(
+            "feature cache would need %.1f GB (> --cache-limit-gb %.1f): training uncached",
+            needed / 2**30, cfg.cache_limit_gb,
+        )  # fmt: skip
+    dm = ImageDataModule(dataset.pixels, dataset.labels, splits, model.preprocessing(), **common)
+    return dm, 0
+
+
+def _restore_best(module: Classifier, checkpoint: ModelCheckpoint) -> None:
+    """Keras' restore_best_weights: reload the epoch with the lowest validation loss."""
+    best = checkpoint.best_model_path
+    if not best or not Path(best).is_file():
+        return
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+
+
+def _class_weights(dataset: Dataset, mode: str) -> tuple[float, float]:
+    """`balanced`: n / (2 n_c) per class on the training split, as scikit-learn computes it."""
+    if mode != "balanced":
+        return (1.0, 1.0)
+    labels = dataset.labels[dataset.split_index()["train"]]
+    n, pos = len(labels), float(labels.sum())
+    return (n / (2 * (n - pos)), n / (2 * pos))
+
+
+@torch.no_grad()
+def predict_pixels(model: PneumoNet, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """P(pneumonia) for cached uint8 images, exactly as `predict` computes it for files."""
+    model.eval()
+    prep = model.preprocessing()
+    out = []
+    for start in range(0, len(pixels), batch_size):
+        batch = prepare_batch(pixels[start : start + batch_size], prep)
+        out.append(torch.sigmoid(model(batch).squeeze(1)))
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path) -> TrainResult:
+    """Choose the threshold on validation, export the model, record the summary."""
+    val = dataset.split_index()["val"]
+    labels = dataset.labels[val].numpy()
+    probs = predict_pixels(model, dataset.pixels[val])
+    threshold = youden_threshold(labels, probs)
+    val_metrics = _val_metrics(labels, probs, threshold)
+    history = read_history(run_dir)
+    extra = {
+        "threshold": threshold,
+        "threshold_method": "Youden's J on the validation split",
+        "training": {
+            "run": Path(run_dir).name,
+            "data": str(dataset.root),
+            "split": cfg.split,
+            "seed": cfg.seed,
+            "images": split_summary(dataset.table),
+            "epochs_run": int(len(history)),
+            "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else None,
+            "validation": val_metrics,
+        },
+    }
+    save_model(model, run_dir, extra)
+    log.info(
+        "validation: AUC %.4f, accuracy %.4f at 0.5; threshold (Youden) %.3f",
+        val_metrics["auc"], val_metrics["accuracy"], threshold,
+    )  # fmt: skip
+    log.info("exported %s", Path(run_dir) / "model.safetensors")
+    return TrainResult(Path(run_dir), model, threshold, val_metrics)
+
+
+def _val_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    both = len(np.unique(labels)) == 2
+    return {
+        "n": int(len(labels)),
+        "auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
+        "accuracy": float(accuracy_score(labels, probs >= 0.5)),
+        "accuracy_at_threshold": float(accuracy_score(labels, probs >= threshold)),
+    }
+
+
+def _write_run_files(run_dir: Path, cfg: TrainConfig, dataset: Dataset, model) -> None:
+    rundir.write_splits(run_dir, dataset.table)
+    write_text(Path(run_dir) / "summary.txt", summary_text(model) + "\n")
+    config = {
+        **dataclasses.asdict(cfg),
+        "data": str(Path(cfg.data).resolve()) if cfg.data else str(dataset.root),
+        "pneumocxr_version": __version__,
+        "torch_version": torch.__version__,
+        "command": " ".join(sys.argv),
+        "images": split_summary(dataset.table),
+        "parameters": parameter_counts(model),
+        "weights_source": model.weights_source,
+    }
+    write_json(Path(run_dir) / rundir.CONFIG_NAME, config)
