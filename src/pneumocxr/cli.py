@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import warnings
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,12 +25,12 @@ app = typer.Typer(
 log = logging.getLogger("pneumocxr")
 
 
-class SplitMethod(str, Enum):
+class SplitMethod(StrEnum):
     patient = "patient"
     image = "image"
 
 
-class ClassWeight(str, Enum):
+class ClassWeight(StrEnum):
     none = "none"
     balanced = "balanced"
 
@@ -44,8 +44,12 @@ DataOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Random seed for splits, shuffling, augmentation.")]
-SplitOpt = Annotated[SplitMethod, typer.Option("--split", help="patient (no patient in two "
-                     "splits) or image (the tutorial's protocol).")]  # fmt: skip
+SplitOpt = Annotated[
+    SplitMethod,
+    typer.Option(
+        "--split", help="patient (no patient in two splits) or image (the tutorial's protocol)."
+    ),
+]
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
 StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
@@ -81,12 +85,21 @@ def split(
 
     ensure_dir(out)
     root = resolve_data(data)
-    dataset = load_dataset(root, 32, split=method.value, test_size=test_size,
-                           val_size=val_size, seed=seed, strict=strict)  # fmt: skip
+    dataset = load_dataset(
+        root,
+        32,
+        split=method.value,
+        test_size=test_size,
+        val_size=val_size,
+        seed=seed,
+        strict=strict,
+    )
     write_splits(out, dataset.table)
     for name, counts in split_summary(dataset.table).items():
-        typer.echo(f"{name:5s} {counts['images']:5d} images, {counts['patients']:5d} patients "
-                   f"(NORMAL {counts['NORMAL']}, PNEUMONIA {counts['PNEUMONIA']})")  # fmt: skip
+        typer.echo(
+            f"{name:5s} {counts['images']:5d} images, {counts['patients']:5d} patients "
+            f"(NORMAL {counts['NORMAL']}, PNEUMONIA {counts['PNEUMONIA']})"
+        )
     typer.echo(f"wrote {out / 'splits.csv'} and {out / 'distribution.png'}")
 
 
@@ -118,8 +131,10 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     typer.echo(f"{'model':20s} {'input':>9s} {'total':>13s} {'trainable':>13s} {'frozen':>13s}")
     for r in rows:
         size = f"{r['input_size']}x{r['input_size']}"
-        typer.echo(f"{r['name']:20s} {size:>9s} {r['total_params']:>13,} "
-                   f"{r['trainable_params']:>13,} {r['frozen_params']:>13,}")  # fmt: skip
+        typer.echo(
+            f"{r['name']:20s} {size:>9s} {r['total_params']:>13,} "
+            f"{r['trainable_params']:>13,} {r['frozen_params']:>13,}"
+        )
 
 
 @app.command()
@@ -135,12 +150,19 @@ def train(
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
     lr: Annotated[float | None, typer.Option(help="Learning rate. [model's]")] = None,
-    class_weight: Annotated[ClassWeight, typer.Option(help="balanced: inverse class "
-                            "frequency loss weights.")] = ClassWeight.none,  # fmt: skip
-    weights: Annotated[str, typer.Option(help="Backbone weights: default (ImageNet), none, "
-                       "or a file.")] = "default",  # fmt: skip
-    unfreeze: Annotated[str | None, typer.Option(help="Backbone stages to fine-tune after "
-                        "the head: N or all. [0]")] = None,  # fmt: skip
+    class_weight: Annotated[
+        ClassWeight, typer.Option(help="balanced: inverse class frequency loss weights.")
+    ] = ClassWeight.none,
+    weights: Annotated[
+        str, typer.Option(help="Backbone weights: default (ImageNet), none, or a file.")
+    ] = "default",
+    unfreeze: Annotated[
+        str | None,
+        typer.Option(
+            help="Backbone stages to fine-tune after "
+            "the head: N or all. [vgg16: 0, efficientnet-lite0: 5]"
+        ),
+    ] = None,
     head_epochs: Annotated[int, typer.Option(help="Head-only epochs before fine-tuning.")] = 5,
     finetune_lr: Annotated[float | None, typer.Option(help="Fine-tuning rate. [lr/10]")] = None,
     augment: Annotated[bool, typer.Option(help="Random rotation and shifts in training.")] = True,
@@ -148,10 +170,12 @@ def train(
     cache_views: Annotated[int, typer.Option(help="Augmented views cached per image.")] = 4,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 20,
     limit: Annotated[int | None, typer.Option(help="Use about this many images.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue a run from its checkpoint "
-                      "(or run folder).")] = None,  # fmt: skip
-    quick: Annotated[bool, typer.Option(help="A few-minute profile: 3 epochs, 128 px, "
-                     "800 images.")] = False,  # fmt: skip
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue a run from its checkpoint (or run folder).")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="A few-minute profile: 3 epochs, 128 px, 800 images.")
+    ] = False,
     strict: StrictOpt = False,
 ):
     """Train one model into a run folder and export its best weights."""
@@ -168,19 +192,36 @@ def train(
             cfg.epochs = epochs
     else:
         cfg = TrainConfig(
-            data=str(resolve_data(data)), out=str(out), model=model, epochs=epochs or 15,
-            batch_size=batch_size, image_size=image_size, split=method.value, test_size=test_size,
-            val_size=val_size, seed=seed, lr=lr, class_weight=class_weight.value, weights=weights,
-            unfreeze=unfreeze, head_epochs=head_epochs, finetune_lr=finetune_lr, augment=augment,
-            feature_cache=feature_cache, cache_views=cache_views, patience=patience, limit=limit,
-            strict=strict, quick=quick,
-        )  # fmt: skip
+            data=str(resolve_data(data)),
+            out=str(out),
+            model=model,
+            epochs=epochs or 15,
+            batch_size=batch_size,
+            image_size=image_size,
+            split=method.value,
+            test_size=test_size,
+            val_size=val_size,
+            seed=seed,
+            lr=lr,
+            class_weight=class_weight.value,
+            weights=weights,
+            unfreeze=unfreeze,
+            head_epochs=head_epochs,
+            finetune_lr=finetune_lr,
+            augment=augment,
+            feature_cache=feature_cache,
+            cache_views=cache_views,
+            patience=patience,
+            limit=limit,
+            strict=strict,
+            quick=quick,
+        )
     result = run_training(cfg, resume=resume)
     typer.echo(f"run folder: {result.run_dir}")
 
 
 # -- the main job ---------------------------------------------------------------------------
-class Transfer(str, Enum):
+class Transfer(StrEnum):
     efficientnet = "efficientnet-lite0"
     vgg16 = "vgg16"
 
@@ -206,9 +247,12 @@ def run(
 @app.command()
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, DICOM) or folders.")],
-    model: Annotated[str | None, typer.Option(help="Run folder or model.json. [default model]")] = None,
-    threshold: Annotated[str | None, typer.Option(help="Decision threshold: a number or "
-                         "'model'. [0.5]")] = None,  # fmt: skip
+    model: Annotated[
+        str | None, typer.Option(help="Run folder or model.json. [default model]")
+    ] = None,
+    threshold: Annotated[
+        str | None, typer.Option(help="Decision threshold: a number or 'model'. [0.5]")
+    ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
@@ -217,7 +261,7 @@ def predict(
     from pneumocxr.pipeline import predict_files
 
     table, failures = predict_files(paths, model, threshold, batch_size)
-    for path, reason in failures:
+    for _, reason in failures:
         log.warning("skipped %s", reason)
     if csv is not None:
         from pneumocxr.fileio import atomic_path
@@ -226,12 +270,149 @@ def predict(
             table.to_csv(tmp, index=False)
     for row in table.itertuples():
         if as_json:
-            typer.echo(json.dumps({"path": row.path, "label": row.predicted,
-                                   "p_pneumonia": round(row.p_pneumonia, 6)}))  # fmt: skip
+            typer.echo(
+                json.dumps(
+                    {
+                        "path": row.path,
+                        "label": row.predicted,
+                        "p_pneumonia": round(row.p_pneumonia, 6),
+                    }
+                )
+            )
         else:
             typer.echo(f"{row.path}\t{row.predicted}\t{row.p_pneumonia:.4f}")
     if failures and table.empty:
         raise PneumoError("no image could be read")
+
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(help="Run folder, model folder, model.json, or 'default' (the shipped model)."),
+]
+ThresholdOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Decision threshold: a number, or 'model' for the one chosen on validation. [0.5]"
+    ),
+]
+
+
+@app.command()
+def evaluate(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder for predictions, metrics and figures.")],
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate on this split of MODEL's run (train, val or test) instead of --data."
+        ),
+    ] = None,
+    threshold: ThresholdOpt = None,
+):
+    """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
+    from pneumocxr.pipeline import evaluate_to_folder
+
+    metrics = evaluate_to_folder(model, out, data, split, threshold)
+    low, high = metrics["auc_ci"]
+    typer.echo(
+        f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
+        f"{metrics['auc']:.4f} (95% CI {low:.4f}-{high:.4f}), sensitivity "
+        f"{metrics['sensitivity']:.4f}, specificity {metrics['specificity']:.4f}"
+    )
+    typer.echo(
+        f"wrote {out}/ (predictions.csv, metrics.json, report.txt, confusion_matrix.png, "
+        "roc.png, calibration.png)"
+    )
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Run folders or models to compare.")],
+    out: Annotated[Path, typer.Option(help="Folder for the ROC plot and tables.")] = Path(
+        "compare"
+    ),
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="A split of the first model's run instead of --data.")
+    ] = None,
+    threshold: ThresholdOpt = None,
+):
+    """One ROC plot with every model, and a table of their metrics (markdown and JSON)."""
+    from pneumocxr.evaluation.evaluate import comparison_markdown
+    from pneumocxr.pipeline import compare_models
+
+    table = compare_models(models, out, data, split, threshold)
+    typer.echo(comparison_markdown(table))
+    typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
+
+
+@app.command()
+def gradcam(
+    model: ModelArg,
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, DICOM).")],
+    out: Annotated[Path, typer.Option(help="Folder for the heatmap PNGs.")] = Path("gradcam"),
+    threshold: ThresholdOpt = None,
+):
+    """Grad-CAM heatmap over each image, and a panel of up to three side by side."""
+    from pneumocxr.pipeline import gradcam_to_folder
+
+    for path in gradcam_to_folder(model, images, out, threshold):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def dicom2png(
+    source: Annotated[Path, typer.Argument(help="A DICOM file or a folder tree of them.")],
+    target: Annotated[Path, typer.Argument(help="PNG file, or folder for a tree.")],
+):
+    """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
+    from pneumocxr.data.dicom import dicom_to_png
+
+    failures = dicom_to_png(source, target)
+    for _, reason in failures:
+        log.warning("skipped %s", reason)
+    typer.echo(f"wrote {target}")
+
+
+@app.command()
+def agreement(
+    ratings: Annotated[Path, typer.Argument(help="CSV: an image column, one column per rater.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Add this model's predictions as a rater ('default' for the shipped model)."
+        ),
+    ] = None,
+    threshold: ThresholdOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs."""
+    from pneumocxr.evaluation.agreement import agreement_text
+    from pneumocxr.pipeline import rater_agreement
+
+    result = rater_agreement(ratings, model, threshold)
+    typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
+
+
+@app.command()
+def export(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder for model.safetensors and model.json.")],
+    half: Annotated[bool, typer.Option(help="Store float16 weights (half the size).")] = False,
+):
+    """Copy an exported model elsewhere, optionally as float16, with its metadata."""
+    from pneumocxr.pipeline import export_model
+
+    typer.echo(f"wrote {export_model(model, out, half)}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")]):
+    """Rebuild report.html of a run folder."""
+    from pneumocxr.report.html import write_report
+
+    typer.echo(f"wrote {write_report(run_dir)}")
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -254,6 +435,9 @@ class _Formatter(logging.Formatter):
 
 
 def main() -> None:
+    from pneumocxr._malloc import tune_malloc
+
+    tune_malloc()
     _setup_logging()
     try:
         app()
@@ -270,8 +454,11 @@ def main() -> None:
     except Exception as err:  # a bug: one line by default, the traceback on request
         if os.environ.get("PNEUMOCXR_DEBUG"):
             raise
-        typer.echo(f"error: internal error ({type(err).__name__}: {err}); "
-                   "set PNEUMOCXR_DEBUG=1 to see the traceback", err=True)  # fmt: skip
+        typer.echo(
+            f"error: internal error ({type(err).__name__}: {err}); "
+            "set PNEUMOCXR_DEBUG=1 to see the traceback",
+            err=True,
+        )
         sys.exit(1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -46,7 +47,21 @@ def write_bytes(path, data: bytes) -> Path:
 
 
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    """Strict JSON: NaN and infinities (e.g. an AUC with one class) become null."""
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return _finite(obj.item())
+    return obj
 
 
 def read_json(path) -> dict:
@@ -63,7 +78,9 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
+        fig.savefig(
+            tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png"
+        )
     plt.close(fig)
     return Path(path)
 

@@ -12,6 +12,7 @@ from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images, require_both_classes
 from pneumocxr.data.plots import augmentation_figure
 from pneumocxr.data.split import make_splits
+from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import save_figure
 from pneumocxr.models.registry import MODELS, build_model
 from pneumocxr.models.summary import parameter_counts
@@ -75,11 +76,54 @@ def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     results = {}
     for name in ("smallnet", transfer):
         log.info("== training %s ==", name)
-        cfg = TrainConfig(data=str(root), model=name, seed=seed, quick=quick, image_size=size)
+        # SmallNet as the tutorial trains it; the transfer model with the shipped model's recipe.
+        weight = "none" if name == "smallnet" else "balanced"
+        cfg = TrainConfig(
+            data=str(root), model=name, seed=seed, quick=quick, image_size=size, class_weight=weight
+        )
         results[name] = train(cfg, dataset, run_dir=run_dir / name)
     log.info("\nvalidation metrics (patient split):\n%s", _side_by_side(results))
+    _evaluate_run(run_dir, dataset.table, results, seed)
     _print_locations(run_dir, results)
     return run_dir
+
+
+def _evaluate_run(run_dir: Path, table: pd.DataFrame, results: dict, seed: int) -> None:
+    """Test-split evaluation, Grad-CAM on the same three test images, comparison, report."""
+    from pneumocxr.evaluation.evaluate import (
+        comparison_markdown,
+        evaluate_model,
+        write_comparison,
+        write_evaluation,
+    )
+    from pneumocxr.models.io import load_model
+    from pneumocxr.report.html import write_report
+
+    test = table[table["split"] == "test"][["path", "label"]].reset_index(drop=True)
+    examples = gradcam_examples(table[table["split"] == "test"], seed)
+    evaluations = []
+    for name, result in results.items():
+        log.info("evaluating %s on %d test images", name, len(test))
+        loaded = load_model(result.run_dir)
+        evaluation = evaluate_model(loaded, test, 0.5, name)
+        write_evaluation(evaluation, result.run_dir / "evaluation")
+        gradcam_to_folder(result.run_dir, examples, result.run_dir / "gradcam")
+        evaluations.append(evaluation)
+    comparison = write_comparison(evaluations, run_dir / "comparison")
+    log.info("\ntest metrics:\n%s", comparison_markdown(comparison))
+    log.info("report: %s", write_report(run_dir))
+
+
+def gradcam_examples(test: pd.DataFrame, seed: int) -> list[str]:
+    """Three test images to explain: a normal, a bacterial and a viral pneumonia if present."""
+    picks = []
+    for label, subtype in (("NORMAL", ""), ("PNEUMONIA", "bacteria"), ("PNEUMONIA", "virus")):
+        rows = test[(test["label"] == label) & (test["subtype"].fillna("") == subtype)]
+        if len(rows):
+            picks.append(rows.sample(1, random_state=seed)["path"].iloc[0])
+    rest = test[~test["path"].isin(picks)]
+    picks += list(rest.sample(min(3 - len(picks), len(rest)), random_state=seed)["path"])
+    return picks
 
 
 def _side_by_side(results) -> str:
@@ -93,6 +137,94 @@ def _print_locations(run_dir: Path, results) -> None:
     log.info("  splits        %s", run_dir / "splits.csv")
     log.info("  distribution  %s", run_dir / "distribution.png")
     log.info("  augmentation  %s", run_dir / "preview.png")
+    log.info("  comparison    %s", run_dir / "comparison")
+    log.info("  report        %s", run_dir / "report.html")
     for name, result in results.items():
-        log.info("  %-13s %s (history.png, summary.txt, model.json, tb/)", name, result.run_dir)
+        log.info("  %-13s %s", name, result.run_dir)
+    log.info("  (each model: history.png, summary.txt, model.json, evaluation/, gradcam/, tb/)")
 
+
+# -- after training -------------------------------------------------------------------------
+def evaluate_to_folder(model, out, data=None, split=None, threshold=None) -> dict:
+    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
+    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+
+    loaded = resolve_model(model)
+    images = labelled_images(data, split, loaded.path)
+    evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
+    write_evaluation(evaluation, out)
+    return evaluation.metrics
+
+
+def compare_models(models, out, data=None, split=None, threshold=None):
+    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_comparison
+    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+
+    loaded = [resolve_model(m) for m in models]
+    images = labelled_images(data, split, loaded[0].path)
+    evaluations = [
+        evaluate_model(m, images, choose_threshold(threshold, m), _name(m)) for m in loaded
+    ]
+    return write_comparison(evaluations, out)
+
+
+def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
+    """One PNG per image and panel.png with the first three."""
+    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+    from pneumocxr.explain.gradcam import explain_images, explanation_figure, panel_figure
+    from pneumocxr.fileio import ensure_dir
+
+    loaded = resolve_model(model)
+    out = ensure_dir(out)
+    explanations = explain_images(loaded, images, choose_threshold(threshold, loaded))
+    written = []
+    for e in explanations:
+        written.append(save_figure(explanation_figure(e), out / f"{Path(e.path).stem}_gradcam.png"))
+    panel = panel_figure(explanations, f"Grad-CAM: {_name(loaded)}")
+    written.append(save_figure(panel, out / "panel.png"))
+    return written
+
+
+def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
+    """Agreement between the CSV's raters, plus the model as a rater when asked."""
+    from pneumocxr.evaluation.agreement import agreement, read_ratings
+
+    ratings, _ = read_ratings(ratings_csv)
+    if model is not None:
+        files = [_resolve_image(Path(ratings_csv).parent, name) for name in ratings["image"]]
+        table, failures = predict_files(files, model, threshold)
+        if failures:
+            raise PneumoError(f"the model could not read {failures[0][1]}")
+        ratings["model"] = (table["predicted"] == "PNEUMONIA").astype(float).to_numpy()
+    return agreement(ratings)
+
+
+def _resolve_image(base: Path, name: str) -> Path:
+    path = Path(name)
+    if not path.is_absolute():
+        path = base / path
+    if not path.is_file():
+        raise PneumoError(f"image listed in the ratings not found: {path}")
+    return path
+
+
+def export_model(model, out, half: bool = False) -> Path:
+    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary."""
+    import torch
+
+    from pneumocxr.evaluation.inference import resolve_model
+    from pneumocxr.models.io import save_model
+
+    loaded = resolve_model(model)
+    keep = {
+        k: loaded.meta[k] for k in ("threshold", "threshold_method", "training") if k in loaded.meta
+    }
+    keep["exported_from"] = str(loaded.path)
+    return save_model(loaded.model, out, keep, torch.float16 if half else torch.float32)
+
+
+def _name(loaded) -> str:
+    """A readable model name: the architecture, and the run it came from."""
+    arch = loaded.meta["architecture"]
+    run = loaded.meta.get("training", {}).get("run")
+    return f"{arch} ({run})" if run and run != arch else arch

@@ -40,9 +40,10 @@ def expand_inputs(paths) -> list[Path]:
     for item in map(Path, paths):
         if item.is_dir():
             found = sorted(
-                p for p in item.rglob("*")
+                p
+                for p in item.rglob("*")
                 if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-            )  # fmt: skip
+            )
             if not found:
                 raise PneumoError(f"no JPEG, PNG or DICOM files in {item}")
             files += found
@@ -79,5 +80,3 @@ def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
 
 def label_for(prob: float, threshold: float) -> str:
     return "PNEUMONIA" if prob >= threshold else "NORMAL"
-
-

@@ -51,6 +51,7 @@ class PneumoNet(nn.Module):
     default_lr: ClassVar[float] = 1e-3
     normalisation: ClassVar[tuple] = NO_NORMALISATION
     pretrained_source: ClassVar[str | None] = None  # where ImageNet weights come from
+    default_unfreeze: ClassVar[str] = "0"  # backbone stages fine-tuned after the head
 
     def __init__(self, image_size: int):
         super().__init__()

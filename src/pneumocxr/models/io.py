@@ -66,7 +66,7 @@ def save_model(model: PneumoNet, directory, extra: dict | None = None, dtype=tor
             "base": None if base is None else {"file": base["file"], "sha256": base["sha256"]},
         },
         "pneumocxr_version": __version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
     write_json(directory / META_NAME, meta)
@@ -78,7 +78,9 @@ def load_model(path) -> LoadedModel:
     meta_path = _meta_path(Path(path))
     meta = read_json(meta_path)
     if meta.get("format") != FORMAT:
-        raise PneumoError(f"{meta_path} is not a pneumocxr model file (format {meta.get('format')!r})")
+        raise PneumoError(
+            f"{meta_path} is not a pneumocxr model file (format {meta.get('format')!r})"
+        )
     cls = model_class(meta["architecture"])
     prep = Preprocessing.from_json(meta["preprocessing"])
     base = meta["weights"].get("base")
@@ -116,16 +118,23 @@ def _load_state(model: PneumoNet, state: dict, allow_partial: bool, where: Path)
     missing = [k for k in own if k not in state]
     if unknown or (missing and not allow_partial):
         key = (unknown or missing)[0]
-        raise PneumoError(f"{where} does not match {model.name}: tensor {key} unexpected or missing")
+        raise PneumoError(
+            f"{where} does not match {model.name}: tensor {key} unexpected or missing"
+        )
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
-            raise PneumoError(f"{where}: {key} has shape {tuple(tensor.shape)}, expected {tuple(own[key].shape)}")
+            raise PneumoError(
+                f"{where}: {key} has shape {tuple(tensor.shape)}, expected {tuple(own[key].shape)}"
+            )
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
 
 
 def _packaged_base(model: PneumoNet) -> dict | None:
     """The packaged pretrained weights this model started from, if any."""
-    if not getattr(model, "packaged_weights", False) or model.weights_source != model.pretrained_source:
+    if (
+        not getattr(model, "packaged_weights", False)
+        or model.weights_source != model.pretrained_source
+    ):
         return None
     path = model.packaged_path()
     return {"tensors": read_state_dict(path), "file": Path(path).name, "sha256": sha256(path)}

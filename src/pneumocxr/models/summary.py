@@ -8,7 +8,11 @@ from pneumocxr.models.base import PneumoNet
 def parameter_counts(model: PneumoNet) -> dict[str, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"total_params": total, "trainable_params": trainable, "frozen_params": total - trainable}
+    return {
+        "total_params": total,
+        "trainable_params": trainable,
+        "frozen_params": total - trainable,
+    }
 
 
 def summary_text(model: PneumoNet) -> str:

@@ -32,7 +32,6 @@ class VGG16(PneumoNet):
     default_lr = 1e-3
     normalisation = IMAGENET_NORMALISATION
     pretrained_source = f"ImageNet (torchvision) {WEIGHTS_URL}"
-    default_unfreeze = 0
 
     def __init__(self, image_size: int = 224):
         super().__init__(image_size)
@@ -72,4 +71,4 @@ class VGG16(PneumoNet):
 
 
 def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -6,6 +6,10 @@ stages train on the cache. With augmentation, `views` differently augmented copi
 training set are cached and epoch e trains on view e mod `views`; validation has one
 un-augmented view. VGG16's head then trains in seconds per epoch instead of running the 15 GFLOP
 convolutional base on every image of every epoch.
+
+A run with a head phase and a fine-tuning phase computes the deeper cache once, at the
+fine-tuning boundary, and derives the head's features from it through the (still frozen) stages
+in between.
 """
 
 from __future__ import annotations
@@ -19,61 +23,83 @@ from pneumocxr.data.transforms import Augment
 from pneumocxr.models.base import PneumoNet
 
 
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @torch.no_grad()
-def frozen_features(
-    model: PneumoNet, stop: int, pixels: torch.Tensor, augment=None, batch_size: int = 64
+def run_frozen(
+    model: PneumoNet,
+    inputs: torch.Tensor,
+    start: int,
+    stop: int,
+    augment=None,
+    batch_size: int = 64,
 ) -> torch.Tensor:
-    """Output of stages [0, stop) for every image of `pixels` (uint8 N x 1 x H x W)."""
-    was_training = model.training
-    model.eval()
+    """Stages [start, stop) in eval mode over `inputs` (uint8 images when start is 0)."""
+    was_training, device = model.training, _device()
+    model.eval().to(device)
     prep = model.preprocessing()
     chunks = []
-    for start in range(0, len(pixels), batch_size):
-        batch = prepare_batch(pixels[start : start + batch_size], prep, augment)
-        chunks.append(model.run_stages(batch, 0, stop).contiguous())
-    model.train(was_training)
+    for first in range(0, len(inputs), batch_size):
+        batch = inputs[first : first + batch_size].to(device)
+        if start == 0:
+            batch = prepare_batch(batch, prep, augment)
+        chunks.append(model.run_stages(batch, start, stop).contiguous().cpu())
+    model.to("cpu").train(was_training)
     return torch.cat(chunks)
 
 
 def feature_bytes(model: PneumoNet, stop: int, images: int) -> int:
     """Memory a cache of `images` feature maps at stage `stop` will take (float32)."""
     side = model.image_size
-    probe = torch.zeros(1, 3, side, side).contiguous(memory_format=torch.channels_last)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        size = model.run_stages(probe, 0, stop).numel()
-    model.train(was_training)
-    return size * 4 * images
+    probe = torch.zeros(1, 1, side, side, dtype=torch.uint8)
+    return run_frozen(model, probe, 0, stop).numel() * 4 * images
+
+
+class FeatureCache:
+    """Frozen-stage outputs per stage boundary: `views` training views and one validation view."""
+
+    def __init__(self, model: PneumoNet, pixels, splits, augment: bool, views: int, seed: int):
+        self.model, self.seed = model, seed
+        self.train_pixels, self.val_pixels = pixels[splits["train"]], pixels[splits["val"]]
+        self.views = views if augment else 1
+        self.augment = Augment() if augment else None
+        self.store: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+
+    def get(self, stage: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        if stage not in self.store:
+            below = [s for s in self.store if s < stage]
+            self.store[stage] = self._derive(max(below), stage) if below else self._compute(stage)
+        return self.store[stage]
+
+    def _compute(self, stage: int):
+        views = []
+        for view in range(self.views):
+            with torch.random.fork_rng():  # leave the training RNG stream untouched
+                torch.manual_seed(self.seed * 1000 + view)  # each view reproducible on its own
+                views.append(run_frozen(self.model, self.train_pixels, 0, stage, self.augment))
+        return views, run_frozen(self.model, self.val_pixels, 0, stage)
+
+    def _derive(self, base: int, stage: int):
+        views, val = self.store[base]
+        return (
+            [run_frozen(self.model, v, base, stage) for v in views],
+            run_frozen(self.model, val, base, stage),
+        )
 
 
 class FeatureDataModule(L.LightningDataModule):
     """Train/val batches of cached features; one training view per epoch, in rotation."""
 
     def __init__(
-        self,
-        model: PneumoNet,
-        stop: int,
-        pixels: torch.Tensor,
-        labels: torch.Tensor,
-        splits: dict[str, torch.Tensor],
-        batch_size: int = 32,
-        augment: bool = True,
-        views: int = 4,
-        seed: int = 42,
+        self, train_views, val_features, labels, splits, batch_size: int = 32, seed: int = 42
     ):
         super().__init__()
-        self.batch_size, self.seed = batch_size, seed
+        self.train_views, self.val_features = train_views, val_features
         labels = labels.float()
         self.train_labels, self.val_labels = labels[splits["train"]], labels[splits["val"]]
-        train_pixels = pixels[splits["train"]]
-        augmenter = Augment() if augment else None
-        self.train_views = []
-        for view in range(views if augment else 1):
-            with torch.random.fork_rng():  # leave the training RNG stream untouched
-                torch.manual_seed(seed * 1000 + view)  # each view reproducible on its own
-                self.train_views.append(frozen_features(model, stop, train_pixels, augmenter))
-        self.val_features = frozen_features(model, stop, pixels[splits["val"]])
+        self.batch_size = batch_size
         # One generator for all epochs: the same shuffling sequence as ImageDataModule's.
         self.generator = torch.Generator().manual_seed(seed)
 

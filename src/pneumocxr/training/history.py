@@ -38,9 +38,16 @@ class HistoryCallback(L.Callback):
         write_history(self.run_dir, history)
         log.info(
             "epoch %d/%d [%s] loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | lr %.2g",
-            row["epoch"], self.total, self.phase, row["train_loss"], row["train_accuracy"],
-            row["val_loss"], row["val_accuracy"], row["val_auc"], row["lr"],
-        )  # fmt: skip
+            row["epoch"],
+            self.total,
+            self.phase,
+            row["train_loss"],
+            row["train_accuracy"],
+            row["val_loss"],
+            row["val_accuracy"],
+            row["val_auc"],
+            row["lr"],
+        )
 
 
 def read_history(run_dir: Path) -> pd.DataFrame:

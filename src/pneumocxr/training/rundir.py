@@ -68,5 +68,7 @@ def find_run_dir(path) -> Path:
     if path.is_file() and path.parent.name == "checkpoints":
         path = path.parent.parent
     if not (path / CONFIG_NAME).is_file():
-        raise PneumoError(f"{path} is not a run folder or a checkpoint inside one (no {CONFIG_NAME})")
+        raise PneumoError(
+            f"{path} is not a run folder or a checkpoint inside one (no {CONFIG_NAME})"
+        )
     return path

@@ -31,7 +31,7 @@ from pneumocxr.models.io import save_model
 from pneumocxr.models.registry import build_model, model_class
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.training import rundir
-from pneumocxr.training.features import FeatureDataModule, feature_bytes
+from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature_bytes
 from pneumocxr.training.history import HistoryCallback, read_history
 from pneumocxr.training.module import Classifier
 from pneumocxr.training.threshold import youden_threshold
@@ -54,6 +54,7 @@ def _quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
+
 # --quick: a profile of a few minutes for tests and first contact.
 QUICK = {"epochs": 3, "head_epochs": 2, "image_size": 128, "limit": 800}
 
@@ -73,7 +74,7 @@ class TrainConfig:
     lr: float | None = None  # the model's default
     class_weight: str = "none"  # or "balanced"
     weights: str = "default"  # "default" (ImageNet for transfer models), "none" or a file
-    unfreeze: str | None = None  # backbone stages to fine-tune: N or "all"; None: 0 if pretrained
+    unfreeze: str | None = None  # backbone stages to fine-tune: N or "all"; None: model's default
     head_epochs: int = 5  # head-only warm-up before fine-tuning (when unfreeze is not 0)
     finetune_lr: float | None = None  # default: lr / 10
     augment: bool = True
@@ -99,9 +100,11 @@ class TrainConfig:
         values["finetune_lr"] = values["finetune_lr"] or values["lr"] / 10
         pretrained = cls.pretrained_source is not None and self.weights != "none"
         if values["unfreeze"] is None:
-            values["unfreeze"] = "0" if pretrained else "all"
+            values["unfreeze"] = cls.default_unfreeze if pretrained else "all"
         if self.class_weight not in ("none", "balanced"):
-            raise PneumoError(f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}")
+            raise PneumoError(
+                f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}"
+            )
         for name in ("epochs", "batch_size"):
             if values[name] < 1:
                 raise PneumoError(f"--{name.replace('_', '-')} must be at least 1")
@@ -133,7 +136,10 @@ def plan_phases(cfg: TrainConfig, model: PneumoNet) -> list[Phase]:
         return [Phase("head", head, cfg.epochs, cfg.lr)]
     if start == 0 and cfg.weights == "none":
         return [Phase("train", 0, cfg.epochs, cfg.lr)]
-    return [Phase("head", head, cfg.head_epochs, cfg.lr), Phase("finetune", start, cfg.epochs, cfg.finetune_lr)]
+    return [
+        Phase("head", head, cfg.head_epochs, cfg.lr),
+        Phase("finetune", start, cfg.epochs, cfg.finetune_lr),
+    ]
 
 
 def train(
@@ -149,25 +155,37 @@ def train(
     L.seed_everything(cfg.seed, verbose=False)
     if resume is not None:
         run_dir = rundir.find_run_dir(resume)
+    model = build_model(cfg.model, cfg.image_size, cfg.weights)  # fails early on bad weights
+    phases = plan_phases(cfg, model)  # ... and on a bad --unfreeze
+    if resume is None and run_dir is None:
+        ensure_dir(cfg.out)  # ... and on an unwritable output folder, before decoding images
     if dataset is None:
         splits = rundir.read_splits(run_dir) if resume is not None else None
         dataset = load_dataset(
-            cfg.data, cfg.image_size, split=cfg.split, test_size=cfg.test_size,
-            val_size=cfg.val_size, seed=cfg.seed, strict=cfg.strict, limit=cfg.limit, splits=splits,
-        )  # fmt: skip
-    model = build_model(cfg.model, cfg.image_size, cfg.weights)
+            cfg.data,
+            cfg.image_size,
+            split=cfg.split,
+            test_size=cfg.test_size,
+            val_size=cfg.val_size,
+            seed=cfg.seed,
+            strict=cfg.strict,
+            limit=cfg.limit,
+            splits=splits,
+        )
     if resume is None:
         run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
         ensure_dir(run_dir)
         _write_run_files(run_dir, cfg, dataset, model)
     log.info("run folder: %s", run_dir)
     class_weights = _class_weights(dataset, cfg.class_weight)
-    phases = plan_phases(cfg, model)
     first, checkpoint = (0, None) if resume is None else _resume_point(phases, run_dir, resume)
     state = rundir.read_state(run_dir)
     offset = sum(state["phases"].get(p.name, {}).get("epochs", 0) for p in phases[:first])
+    cache = _feature_cache(cfg, phases[first:], model, dataset)
     for phase in phases[first:]:
-        epochs = _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, checkpoint)
+        epochs = _run_phase(
+            cfg, phase, model, dataset, run_dir, class_weights, offset, checkpoint, cache
+        )
         checkpoint = None
         state["phases"][phase.name] = {"epochs": epochs}
         rundir.write_state(run_dir, state)
@@ -190,23 +208,31 @@ def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
     raise PneumoError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
 
 
-def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resume) -> int:
+def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resume, cache) -> int:
     """Fit one phase with the tutorial's callbacks; leave the best weights in `model`."""
     model.freeze_before(phase.start)
     counts = parameter_counts(model)
     log.info(
         "phase %s: %s trainable, %s frozen parameters, lr %g",
-        phase.name, f"{counts['trainable_params']:,}", f"{counts['frozen_params']:,}", phase.lr,
-    )  # fmt: skip
-    datamodule, input_stage = _datamodule(cfg, phase, model, dataset)
+        phase.name,
+        f"{counts['trainable_params']:,}",
+        f"{counts['frozen_params']:,}",
+        phase.lr,
+    )
+    datamodule, input_stage = _datamodule(cfg, phase, model, dataset, cache)
     module = Classifier(
         model, phase.lr, input_stage, class_weights, cfg.lr_factor, cfg.lr_patience, cfg.min_lr
     )
     ckpt_dir = Path(run_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename=f"{phase.name}-best", monitor="val_loss", mode="min",
-        save_top_k=1, save_last=True, enable_version_counter=False,
-    )  # fmt: skip
+        dirpath=ckpt_dir,
+        filename=f"{phase.name}-best",
+        monitor="val_loss",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
     checkpoint.CHECKPOINT_NAME_LAST = f"{phase.name}-last"
     callbacks = [
         checkpoint,
@@ -237,28 +263,46 @@ def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resum
     return int(trainer.current_epoch)
 
 
-def _datamodule(cfg: TrainConfig, phase: Phase, model: PneumoNet, dataset: Dataset):
-    """Cached features when the phase has a frozen prefix and the cache fits in memory."""
+def _feature_cache(cfg: TrainConfig, phases: list[Phase], model: PneumoNet, dataset: Dataset):
+    """One cache for the run's phases with a frozen prefix, if it fits in memory."""
+    starts = [p.start for p in phases if p.start > 0]
+    if not starts or not cfg.feature_cache:
+        return None
     splits = dataset.split_index()
-    common = dict(batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed)
-    if phase.start > 0 and cfg.feature_cache:
-        views = cfg.cache_views if cfg.augment else 1
-        images = len(splits["train"]) * views + len(splits["val"])
-        needed = feature_bytes(model, phase.start, images)
-        if needed <= cfg.cache_limit_gb * 2**30:
-            log.info(
-                "caching frozen features: %d training view(s), %.2f GB", views, needed / 2**30
-            )
-            dm = FeatureDataModule(
-                model, phase.start, dataset.pixels, dataset.labels, splits,
-                views=cfg.cache_views, **common,
-            )  # fmt: skip
-            return dm, phase.start
+    views = cfg.cache_views if cfg.augment else 1
+    images = len(splits["train"]) * views + len(splits["val"])
+    needed = feature_bytes(model, min(starts), images)
+    if needed > cfg.cache_limit_gb * 2**30:
         log.info(
             "feature cache would need %.1f GB (> --cache-limit-gb %.1f): training uncached",
-            needed / 2**30, cfg.cache_limit_gb,
-        )  # fmt: skip
-    dm = ImageDataModule(dataset.pixels, dataset.labels, splits, model.preprocessing(), **common)
+            needed / 2**30,
+            cfg.cache_limit_gb,
+        )
+        return None
+    log.info("caching frozen features: %d training view(s), %.2f GB", views, needed / 2**30)
+    cache = FeatureCache(model, dataset.pixels, splits, cfg.augment, cfg.cache_views, cfg.seed)
+    cache.get(min(starts))
+    return cache
+
+
+def _datamodule(cfg: TrainConfig, phase: Phase, model, dataset: Dataset, cache):
+    """(datamodule, stage its batches enter the model at)."""
+    splits = dataset.split_index()
+    if cache is not None and phase.start > 0:
+        train_views, val_features = cache.get(phase.start)
+        dm = FeatureDataModule(
+            train_views, val_features, dataset.labels, splits, cfg.batch_size, cfg.seed
+        )
+        return dm, phase.start
+    dm = ImageDataModule(
+        dataset.pixels,
+        dataset.labels,
+        splits,
+        model.preprocessing(),
+        cfg.batch_size,
+        cfg.augment,
+        cfg.seed,
+    )
     return dm, 0
 
 
@@ -310,15 +354,19 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path)
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
             "epochs_run": int(len(history)),
-            "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"]) if len(history) else None,
+            "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"])
+            if len(history)
+            else None,
             "validation": val_metrics,
         },
     }
     save_model(model, run_dir, extra)
     log.info(
         "validation: AUC %.4f, accuracy %.4f at 0.5; threshold (Youden) %.3f",
-        val_metrics["auc"], val_metrics["accuracy"], threshold,
-    )  # fmt: skip
+        val_metrics["auc"],
+        val_metrics["accuracy"],
+        threshold,
+    )
     log.info("exported %s", Path(run_dir) / "model.safetensors")
     return TrainResult(Path(run_dir), model, threshold, val_metrics)
 

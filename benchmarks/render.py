@@ -1,0 +1,106 @@
+"""Render docs/BENCHMARKS.md from benchmarks/results/*.json (see benchmarks/run.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _load(results: Path, name: str) -> dict | None:
+    path = results / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _machine(r: dict) -> str:
+    m = r["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, measured {m['date']}"
+
+
+def _ci(metrics: dict, name: str) -> str:
+    low, high = metrics[f"{name}_ci"]
+    return f"{metrics[name]:.4f} (95% CI {low:.4f}-{high:.4f})"
+
+
+def render(results: Path) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        "Every number below comes from `benchmarks/run.py` (`make benchmarks` reruns all of",
+        "them and rewrites this file; `python benchmarks/run.py JOB` reruns one). Raw results are",
+        "in `benchmarks/results/`. Data: the 5,216 shared training X-rays (224x224) in",
+        "`../shared/data/chest_xray`, split by patient with seed 42 unless stated otherwise.",
+        "",
+    ]
+    if r := _load(results, "default_model"):
+        e = r["validation_evaluation"]
+        out += [
+            "## Shipped default model (EfficientNet-Lite0)",
+            "",
+            f"- Command: `{r['command']}`",
+            f"- Wall time: {r['wall_s'] / 60:.1f} min ({_machine(r)})",
+            f"- Epochs: {r['epochs_run']} (5 head-only, then fine-tuning), "
+            f"best at epoch {r['best_epoch']}",
+            f"- Validation split ({e['n']} images, patients unseen in training), threshold 0.5:",
+            f"  - AUC {_ci(e, 'auc')}",
+            f"  - accuracy {_ci(e, 'accuracy')}",
+            f"  - sensitivity {_ci(e, 'sensitivity')}, specificity {_ci(e, 'specificity')}",
+            f"  - Brier score {e['brier']:.4f}",
+            f"- Threshold chosen on validation (Youden's J): {r['threshold']:.3f}",
+            "",
+        ]
+    if r := _load(results, "smallnet_full"):
+        v = r["best_epoch_val"]
+        out += [
+            "## SmallNet, full training",
+            "",
+            f"- Command: `{r['command']}`",
+            f"- Wall time: {r['wall_s'] / 60:.1f} min for {r['epochs_run']} epochs, "
+            f"{r['s_per_epoch']:.0f} s per epoch ({_machine(r)})",
+            f"- Best epoch {r['best_epoch']} (lowest validation loss, the weights exported): "
+            f"val loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, AUC {v['auc']:.4f}, "
+            f"recall {v['recall']:.4f}, precision {v['precision']:.4f}",
+            f"- Last epoch: val loss {r['final_epoch_val']['loss']:.4f}, accuracy "
+            f"{r['final_epoch_val']['accuracy']:.4f}, AUC {r['final_epoch_val']['auc']:.4f}",
+            "",
+        ]
+    if r := _load(results, "smallnet_lr"):
+        out += [
+            "## SmallNet learning rate: the tutorial's 1e-2 against 1e-3",
+            "",
+            f'Command: `{r["command"]}` ({_machine(r)}). "Collapsed" means the exported model',
+            "calls more than 99% (or fewer than 1%) of validation images PNEUMONIA.",
+            "",
+            "| lr | seed | val AUC | val accuracy | predicted PNEUMONIA | collapsed |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in r["runs"]:
+            out.append(
+                f"| {row['lr']:g} | {row['seed']} | {row['val_auc']:.4f} | "
+                f"{row['val_accuracy']:.4f} | {row['share_predicted_pneumonia']:.1%} | "
+                f"{'yes' if row['collapsed'] else 'no'} |"
+            )
+        out.append("")
+    if r := _load(results, "quick_run"):
+        out += [
+            "## The main job, quick profile",
+            "",
+            f"- `{r['command']}`: {r['wall_s'] / 60:.1f} min ({_machine(r)})",
+            "",
+        ]
+    if r := _load(results, "inference"):
+        out += [
+            "## Inference speed at 224x224",
+            "",
+            f"Command: `{r['command']}`, batch 32 ({_machine(r)}). The malloc tuning is",
+            "`pneumocxr._malloc.tune_malloc`, which the CLI applies (docs/PERFORMANCE.md).",
+            "",
+            "| model | malloc tuned | ms per image | system CPU share |",
+            "|---|---|---|---|",
+        ]
+        for row in r["runs"]:
+            out.append(
+                f"| {row['model']} | {'yes' if row['malloc_tuned'] else 'no'} | "
+                f"{row['ms_per_image']:.1f} | {row['system_cpu_share']:.0%} |"
+            )
+        out.append("")
+    return "\n".join(out)

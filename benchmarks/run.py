@@ -1,0 +1,255 @@
+"""Measurements behind docs/BENCHMARKS.md. Rerun with `make benchmarks` (or one by name).
+
+    python benchmarks/run.py smallnet-lr       # tutorial lr 1e-2 vs 1e-3, 3 seeds
+    python benchmarks/run.py smallnet-full     # 15 epochs at 224 px, patient split
+    python benchmarks/run.py default-model     # the model card's command
+    python benchmarks/run.py quick-run         # `pneumocxr run --quick`
+    python benchmarks/run.py inference         # ms per image, with and without malloc tuning
+    python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
+
+Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data" / "chest_xray").resolve()
+RESULTS = ROOT / "benchmarks" / "results"
+PNEUMOCXR = [sys.executable, "-m", "pneumocxr.cli"]
+CARD_COMMAND = (
+    "train --model efficientnet-lite0 --epochs 15 --head-epochs 5 --unfreeze 5 "
+    "--class-weight balanced"
+)
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = ""
+    if Path("/proc/cpuinfo").is_file():
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def save(name: str, result: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"machine": machine(), **result}
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+def timed_cli(args: str, out: Path) -> tuple[float, Path]:
+    """Run a pneumocxr command; return (wall seconds, the run folder it printed)."""
+    command = [*PNEUMOCXR, *shlex.split(args), "--data", str(DATA), "--out", str(out)]
+    start = time.time()
+    result = subprocess.run(command, capture_output=True, text=True)
+    wall = time.time() - start
+    if result.returncode:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    folders = [
+        x.split(":", 1)[1].strip()
+        for x in result.stderr.splitlines() + result.stdout.splitlines()
+        if x.startswith("run folder:")
+    ]
+    return wall, Path(folders[-1])
+
+
+def run_summary(run: Path) -> dict:
+    import pandas as pd
+
+    history = pd.read_csv(run / "history.csv")
+    meta = json.loads((run / "model.json").read_text())
+    best = history.loc[history["val_loss"].idxmin()]
+    return {
+        "epochs_run": int(len(history)),
+        "best_epoch": int(best["epoch"]),
+        "best_epoch_val": {
+            k: float(best[f"val_{k}"]) for k in ("loss", "accuracy", "auc", "recall", "precision")
+        },
+        "final_epoch_val": {
+            k: float(history.iloc[-1][f"val_{k}"]) for k in ("loss", "accuracy", "auc")
+        },
+        "exported_model_val": meta["training"]["validation"],
+        "threshold": meta["threshold"],
+    }
+
+
+def smallnet_full(_args) -> None:
+    command = "train --model smallnet --epochs 15 --image-size 224 --split patient"
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, run = timed_cli(command, Path(tmp))
+        summary = run_summary(run)
+    save(
+        "smallnet_full",
+        {
+            "command": f"pneumocxr {command} --data {DATA}",
+            "wall_s": wall,
+            "s_per_epoch": wall / summary["epochs_run"],
+            **summary,
+        },
+    )
+
+
+def smallnet_lr(_args) -> None:
+    """Does the tutorial's lr 1e-2 train reliably? Three seeds each, short runs, 224 px."""
+    rows = []
+    for lr in (1e-2, 1e-3):
+        for seed in (1, 2, 3):
+            command = f"train --model smallnet --epochs 4 --lr {lr} --seed {seed}"
+            with tempfile.TemporaryDirectory() as tmp:
+                wall, run = timed_cli(command, Path(tmp))
+                summary = run_summary(run)
+                predicted = _predicted_share(run)
+            collapsed = predicted > 0.99 or predicted < 0.01
+            rows.append(
+                {
+                    "lr": lr,
+                    "seed": seed,
+                    "wall_s": wall,
+                    "val_auc": summary["exported_model_val"]["auc"],
+                    "val_accuracy": summary["exported_model_val"]["accuracy"],
+                    "share_predicted_pneumonia": predicted,
+                    "collapsed": collapsed,
+                }
+            )
+            print(rows[-1], flush=True)
+    save(
+        "smallnet_lr",
+        {"command": "pneumocxr train --model smallnet --epochs 4 --lr LR --seed S", "runs": rows},
+    )
+
+
+def _predicted_share(run: Path) -> float:
+    """Share of validation images the exported model calls PNEUMONIA at 0.5."""
+    import pandas as pd
+
+    from pneumocxr.evaluation.inference import predict_paths
+    from pneumocxr.models.io import load_model
+
+    splits = pd.read_csv(run / "splits.csv")
+    probs, _ = predict_paths(load_model(run), splits.loc[splits["split"] == "val", "path"].tolist())
+    return float((probs["p_pneumonia"] >= 0.5).mean())
+
+
+def default_model(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, run = timed_cli(CARD_COMMAND, Path(tmp))
+        summary = run_summary(run)
+        evaluation = _evaluate(run, "val", Path(tmp) / "eval")
+        if args.keep:
+            import shutil
+
+            shutil.copytree(run, args.keep, dirs_exist_ok=True)
+    save(
+        "default_model",
+        {
+            "command": f"pneumocxr {CARD_COMMAND} --data {DATA}",
+            "wall_s": wall,
+            **summary,
+            "validation_evaluation": evaluation,
+        },
+    )
+
+
+def _evaluate(run: Path, split: str, out: Path) -> dict:
+    subprocess.run(
+        [*PNEUMOCXR, "evaluate", str(run), "--split", split, "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    keys = (
+        "n",
+        "accuracy",
+        "accuracy_ci",
+        "auc",
+        "auc_ci",
+        "sensitivity",
+        "sensitivity_ci",
+        "specificity",
+        "specificity_ci",
+        "brier",
+    )
+    return {k: metrics[k] for k in keys}
+
+
+def quick_run(_args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.time()
+        subprocess.run(
+            [*PNEUMOCXR, "run", "--quick", "--data", str(DATA), "--out", tmp],
+            check=True,
+            capture_output=True,
+        )
+        wall = time.time() - start
+    save("quick_run", {"command": f"pneumocxr run --quick --data {DATA}", "wall_s": wall})
+
+
+def inference(_args) -> None:
+    """Milliseconds per image for each model at 224 px, with and without the malloc tuning."""
+    script = ROOT / "benchmarks" / "inference_speed.py"
+    rows = []
+    for tuned in (True, False):
+        for name in ("smallnet", "efficientnet-lite0", "vgg16"):
+            out = subprocess.run(
+                [sys.executable, str(script), name, str(int(tuned))],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            rows.append(json.loads(out.stdout.splitlines()[-1]))
+    save("inference", {"command": "python benchmarks/inference_speed.py MODEL TUNED", "runs": rows})
+
+
+def report(_args) -> None:
+    from render import render  # benchmarks/render.py
+
+    (ROOT / "docs" / "BENCHMARKS.md").write_text(render(RESULTS))
+    print(f"wrote {ROOT / 'docs' / 'BENCHMARKS.md'}")
+
+
+JOBS = {
+    "smallnet-lr": smallnet_lr,
+    "smallnet-full": smallnet_full,
+    "default-model": default_model,
+    "quick-run": quick_run,
+    "inference": inference,
+    "report": report,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("job", choices=[*JOBS, "all"])
+    parser.add_argument("--keep", type=Path, help="default-model: copy the run folder here")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"the shared data was expected at {DATA}")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    jobs = [j for j in JOBS if j != "report"] + ["report"] if args.job == "all" else [args.job]
+    for job in jobs:
+        JOBS[job](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Evaluating exported models on labelled images: predictions, metrics, figures, comparison."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumocxr.data.index import index_images
+from pneumocxr.errors import PneumoError
+from pneumocxr.evaluation.inference import label_for, predict_paths
+from pneumocxr.evaluation.metrics import CI_METRICS, evaluate_predictions, report_text
+from pneumocxr.evaluation.plots import calibration_figure, confusion_figure, roc_figure
+from pneumocxr.fileio import atomic_path, ensure_dir, save_figure, write_json, write_text
+from pneumocxr.models.io import LoadedModel
+from pneumocxr.training.rundir import read_splits
+
+log = logging.getLogger("pneumocxr")
+TABLE_METRICS = ("n", "accuracy", "auc", "sensitivity", "specificity", "ppv", "npv", "f1", "brier")
+
+
+@dataclass
+class Evaluation:
+    name: str
+    predictions: pd.DataFrame  # path, label, p_pneumonia, predicted
+    metrics: dict
+
+    @property
+    def labels(self) -> np.ndarray:
+        return (self.predictions["label"] == "PNEUMONIA").to_numpy(dtype=int)
+
+    @property
+    def probs(self) -> np.ndarray:
+        return self.predictions["p_pneumonia"].to_numpy()
+
+
+def labelled_images(data=None, split: str | None = None, model_dir=None) -> pd.DataFrame:
+    """The images to evaluate: a data folder, or one split of the run the model came from."""
+    if split:
+        if model_dir is None:
+            raise PneumoError("--split needs a run folder as MODEL (its splits.csv says which)")
+        table = read_splits(_splits_source(Path(model_dir)))
+        table = table[table["split"] == split]
+        if table.empty:
+            raise PneumoError(f"the run has no {split!r} split")
+        return table[["path", "label"]].reset_index(drop=True)
+    if data is None:
+        raise PneumoError("give --data DIR (a labelled folder) or --split test")
+    return index_images(data)[["path", "label"]]
+
+
+def evaluate_model(
+    loaded: LoadedModel, images: pd.DataFrame, threshold: float, name: str = "", n_boot: int = 1000
+) -> Evaluation:
+    """Predict every image (skipping unreadable ones with a warning) and score the result."""
+    probs, failures = predict_paths(loaded, list(images["path"]))
+    for _, reason in failures:
+        log.warning("skipped %s", reason)
+    if probs.empty:
+        raise PneumoError("none of the images could be read")
+    table = images.merge(probs, on="path", how="inner")
+    table["predicted"] = [label_for(p, threshold) for p in table["p_pneumonia"]]
+    labels = (table["label"] == "PNEUMONIA").to_numpy(dtype=int)
+    if len(np.unique(labels)) < 2:
+        log.warning("only one class in the data: AUC and some intervals are undefined")
+    metrics = evaluate_predictions(labels, table["p_pneumonia"].to_numpy(), threshold, n_boot)
+    metrics["model"] = name or loaded.meta["architecture"]
+    return Evaluation(name or loaded.meta["architecture"], table, metrics)
+
+
+def write_evaluation(evaluation: Evaluation, out) -> Path:
+    """predictions.csv, metrics.json, report.txt, confusion_matrix.png, roc.png, calibration.png."""
+    out = ensure_dir(out)
+    with atomic_path(out / "predictions.csv") as tmp:
+        evaluation.predictions[["path", "label", "p_pneumonia", "predicted"]].to_csv(
+            tmp, index=False
+        )
+    write_json(out / "metrics.json", evaluation.metrics)
+    title = f"{evaluation.name}: evaluation on {evaluation.metrics['n']} images"
+    write_text(
+        out / "report.txt",
+        report_text(evaluation.labels, evaluation.probs, evaluation.metrics, title),
+    )
+    save_figure(
+        confusion_figure(evaluation.metrics, f"{evaluation.name}"), out / "confusion_matrix.png"
+    )
+    curves = {evaluation.name: (evaluation.labels, evaluation.probs)}
+    save_figure(roc_figure(curves, f"ROC: {evaluation.name}"), out / "roc.png")
+    save_figure(
+        calibration_figure(
+            evaluation.labels, evaluation.probs, title=f"Reliability: {evaluation.name}"
+        ),
+        out / "calibration.png",
+    )
+    return out
+
+
+def comparison_table(evaluations: list[Evaluation]) -> pd.DataFrame:
+    rows = {}
+    for ev in evaluations:
+        row = {k: ev.metrics[k] for k in TABLE_METRICS}
+        for name in CI_METRICS:
+            low, high = ev.metrics[f"{name}_ci"]
+            row[f"{name}_ci"] = f"{low:.3f}-{high:.3f}"
+        rows[ev.name] = row
+    return pd.DataFrame(rows).T
+
+
+def write_comparison(evaluations: list[Evaluation], out) -> pd.DataFrame:
+    """roc_comparison.png, comparison.md and comparison.json in `out`."""
+    out = ensure_dir(out)
+    curves = {ev.name: (ev.labels, ev.probs) for ev in evaluations}
+    save_figure(roc_figure(curves, "ROC comparison"), out / "roc_comparison.png")
+    table = comparison_table(evaluations)
+    write_text(out / "comparison.md", comparison_markdown(table))
+    write_json(out / "comparison.json", [ev.metrics | {"name": ev.name} for ev in evaluations])
+    return table
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    def cell(value):
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    header = "| model | " + " | ".join(table.columns) + " |"
+    rule = "|" + "---|" * (len(table.columns) + 1)
+    rows = [
+        f"| {name} | " + " | ".join(cell(v) for v in row) + " |"
+        for name, row in zip(table.index, table.itertuples(index=False))
+    ]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def _splits_source(model_dir: Path) -> Path:
+    """splits.csv of a model's run: beside the model, or one folder up for `run` sub-runs."""
+    for folder in (model_dir, model_dir.parent):
+        if (folder / "splits.csv").is_file():
+            return folder / "splits.csv"
+    raise PneumoError(f"no splits.csv in {model_dir} or its parent; use --data instead of --split")

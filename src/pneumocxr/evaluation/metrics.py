@@ -1,0 +1,130 @@
+"""Binary classification metrics with bootstrap confidence intervals (scikit-learn underneath)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    brier_score_loss,
+    classification_report,
+    confusion_matrix,
+    f1_score,
+    roc_auc_score,
+)
+
+from pneumocxr import CLASS_NAMES
+
+CI_METRICS = ("accuracy", "auc", "sensitivity", "specificity")
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else float("nan")
+
+
+def point_metrics(labels, probs, threshold: float = 0.5) -> dict:
+    """Metrics of P(pneumonia) `probs` against 0/1 `labels` at `threshold`."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    predicted = (probs >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    both = len(np.unique(labels)) == 2
+    return {
+        "n": int(len(labels)),
+        "prevalence": _ratio(labels.sum(), len(labels)),
+        "threshold": float(threshold),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "ppv": _ratio(tp, tp + fp),
+        "npv": _ratio(tn, tn + fn),
+        "f1": float(f1_score(labels, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(labels, probs, pos_label=1))
+        if len(labels)
+        else float("nan"),
+        "confusion_matrix": {
+            "labels": list(CLASS_NAMES),
+            "matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
+            "tn": int(tn),
+            "fp": int(fp),
+            "fn": int(fn),
+            "tp": int(tp),
+        },
+    }
+
+
+def bootstrap_ci(
+    labels, probs, threshold: float = 0.5, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals (resampling images) for accuracy, AUC, sens., spec."""
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    samples = {name: [] for name in CI_METRICS}
+    n = len(labels)
+    for _ in range(n_boot):
+        pick = rng.integers(0, n, n)
+        y, p = labels[pick], probs[pick]
+        hit = (p >= threshold).astype(int) == y
+        samples["accuracy"].append(hit.mean())
+        if y.any():
+            samples["sensitivity"].append(hit[y == 1].mean())
+        if not y.all():
+            samples["specificity"].append(hit[y == 0].mean())
+        if 0 < y.sum() < n:
+            samples["auc"].append(roc_auc_score(y, p))
+    tail = (1 - level) / 2 * 100
+    return {
+        name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
+        if v
+        else [float("nan"), float("nan")]
+        for name, v in samples.items()
+    }
+
+
+def evaluate_predictions(labels, probs, threshold: float = 0.5, n_boot: int = 1000) -> dict:
+    """Everything `metrics.json` holds: point metrics, CIs and scikit-learn's report."""
+    labels = np.asarray(labels).astype(int)
+    metrics = point_metrics(labels, probs, threshold)
+    for name, interval in bootstrap_ci(labels, probs, threshold, n_boot).items():
+        metrics[f"{name}_ci"] = interval
+    metrics["ci_method"] = f"95% percentile bootstrap over images, {n_boot} resamples"
+    predicted = (np.asarray(probs) >= threshold).astype(int)
+    metrics["classification_report"] = classification_report(
+        labels,
+        predicted,
+        labels=[0, 1],
+        target_names=list(CLASS_NAMES),
+        output_dict=True,
+        zero_division=0,
+    )
+    return metrics
+
+
+def report_text(labels, probs, metrics: dict, title: str = "") -> str:
+    """The tutorial's printed classification report, plus the clinical summary with CIs."""
+    predicted = (np.asarray(probs) >= metrics["threshold"]).astype(int)
+    report = classification_report(
+        np.asarray(labels).astype(int),
+        predicted,
+        labels=[0, 1],
+        target_names=list(CLASS_NAMES),
+        digits=4,
+        zero_division=0,
+    )
+    cm = metrics["confusion_matrix"]
+    lines = [title, ""] if title else []
+    lines += [report, f"threshold: {metrics['threshold']:.4f}   images: {metrics['n']}", ""]
+    for name in ("accuracy", "auc", "sensitivity", "specificity"):
+        low, high = metrics.get(f"{name}_ci", [float("nan")] * 2)
+        lines.append(f"{name:12s} {metrics[name]:.4f}  (95% CI {low:.4f}-{high:.4f})")
+    for name in ("ppv", "npv", "f1", "brier"):
+        lines.append(f"{name:12s} {metrics[name]:.4f}")
+    lines += [
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+        f"{'':12s} {'NORMAL':>10s} {'PNEUMONIA':>10s}",
+        f"{'NORMAL':12s} {cm['tn']:>10d} {cm['fp']:>10d}",
+        f"{'PNEUMONIA':12s} {cm['fn']:>10d} {cm['tp']:>10d}",
+    ]
+    return "\n".join(lines) + "\n"

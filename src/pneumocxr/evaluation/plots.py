@@ -1,0 +1,66 @@
+"""Evaluation figures: confusion matrix, ROC (one or many models), reliability diagram."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay, roc_curve  # noqa: E402
+
+from pneumocxr import CLASS_NAMES  # noqa: E402
+
+
+def confusion_figure(metrics: dict, title: str = "Confusion matrix"):
+    """Raw counts, like the tutorial's heatmap."""
+    matrix = np.array(metrics["confusion_matrix"]["matrix"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    ConfusionMatrixDisplay(matrix, display_labels=list(CLASS_NAMES)).plot(
+        ax=ax, cmap="Blues", colorbar=False, values_format="d"
+    )
+    ax.set_title(f"{title}\n(threshold {metrics['threshold']:.2f})")
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple], title: str = "ROC curve"):
+    """`curves` maps a name to (labels, probabilities); one line each, AUC in the legend."""
+    from sklearn.metrics import roc_auc_score
+
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    for name, (labels, probs) in curves.items():
+        if len(np.unique(labels)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(labels, probs)
+        ax.plot(fpr, tpr, lw=2, label=f"{name} (AUC = {roc_auc_score(labels, probs):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_figure(labels, probs, bins: int = 10, title: str = "Reliability diagram"):
+    """Observed pneumonia frequency per bin of predicted probability, with bin counts."""
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(5.2, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
+    )
+    observed, predicted = calibration_curve(labels, probs, n_bins=bins, strategy="uniform")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    ax.plot(predicted, observed, "o-", lw=2, label="model")
+    ax.set_ylabel("observed fraction with pneumonia")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    hist.hist(probs, bins=bins, range=(0, 1), color="#4c78a8")
+    hist.set_xlabel("predicted P(pneumonia)")
+    hist.set_ylabel("images")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,86 @@
+"""report.html: every figure and table of a `pneumocxr run`, in the tutorial's order.
+
+The report is rebuilt from the files in the run folder alone (no model is loaded), and is one
+self-contained file: images are embedded as data URIs, so it can be mailed or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from pneumocxr import __version__
+from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import write_text
+
+SECTIONS = {  # file in a model's sub-run -> what it shows
+    "history": "history.png",
+    "summary": "summary.txt",
+    "report": "evaluation/report.txt",
+    "confusion": "evaluation/confusion_matrix.png",
+    "roc": "evaluation/roc.png",
+    "calibration": "evaluation/calibration.png",
+    "gradcam": "gradcam/panel.png",
+}
+
+
+def data_uri(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def model_section(sub: Path) -> dict:
+    config, meta = _json(sub / "config.json") or {}, _json(sub / "model.json") or {}
+    section = {
+        "name": sub.name,
+        "config": config,
+        "meta": meta,
+        "metrics": _json(sub / "evaluation" / "metrics.json"),
+    }
+    for key, rel in SECTIONS.items():
+        path = sub / rel
+        section[key] = data_uri(path) if rel.endswith(".png") else _read(path)
+    return section
+
+
+def build_report(run_dir) -> str:
+    run_dir = Path(run_dir)
+    subs = sorted(p.parent for p in run_dir.glob("*/model.json"))
+    if not subs:
+        raise PneumoError(f"{run_dir} is not a folder made by `pneumocxr run` (no */model.json)")
+    models = sorted((model_section(s) for s in subs), key=lambda m: m["name"] != "smallnet")
+    env = Environment(
+        loader=PackageLoader("pneumocxr", "report/templates"), autoescape=select_autoescape()
+    )
+    comparison = _json(run_dir / "comparison" / "comparison.json")
+    return env.get_template("report.html.j2").render(
+        run=run_dir.name,
+        created=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        version=__version__,
+        images=(models[0]["config"] or {}).get("images", {}),
+        data=(models[0]["config"] or {}).get("data", ""),
+        distribution=data_uri(run_dir / "distribution.png"),
+        preview=data_uri(run_dir / "preview.png"),
+        roc_comparison=data_uri(run_dir / "comparison" / "roc_comparison.png"),
+        comparison=comparison,
+        models=models,
+    )
+
+
+def write_report(run_dir) -> Path:
+    path = Path(run_dir) / "report.html"
+    write_text(path, build_report(run_dir))
+    return path

@@ -1,0 +1,111 @@
+"""Shared fixtures: the real X-rays in ../shared, small Kaggle-layout subsets, trained runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data" / "chest_xray").resolve()
+TRAIN = DATA / "train"
+
+
+def pytest_sessionstart(session):
+    if not (TRAIN / "NORMAL").is_dir() or not (TRAIN / "PNEUMONIA").is_dir():
+        pytest.exit(
+            f"the shared chest X-rays were expected at {DATA} "
+            "(../shared/data/chest_xray relative to the project root)",
+            returncode=2,
+        )
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return DATA
+
+
+def shared_images(label: str, count: int, start: int = 0) -> list[Path]:
+    return sorted((TRAIN / label).glob("*.jpeg"))[start : start + count]
+
+
+def make_subset(folder: Path, normal: int, pneumonia: int, start: int = 0) -> Path:
+    """A Kaggle-layout folder of symlinks to shared images (the images are never copied)."""
+    for label, count in (("NORMAL", normal), ("PNEUMONIA", pneumonia)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        for image in shared_images(label, count, start):
+            (folder / label / image.name).symlink_to(image)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """120 NORMAL + 120 PNEUMONIA images in the Kaggle layout."""
+    return make_subset(tmp_path_factory.mktemp("small") / "chest_xray", 120, 120)
+
+
+def cli(
+    *args, check: bool = True, env: dict | None = None, cwd=None
+) -> subprocess.CompletedProcess:
+    """Run the installed `pneumocxr` command as a user would."""
+    command = [sys.executable, "-m", "pneumocxr.cli", *map(str, args)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def train_quick(data: Path, out: Path, model: str = "smallnet", *extra) -> Path:
+    """A small real training run through the CLI; returns its run folder."""
+    result = cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--model",
+        model,
+        "--epochs",
+        2,
+        "--image-size",
+        64,
+        "--batch-size",
+        16,
+        *extra,
+    )
+    line = [x for x in result.stdout.splitlines() if x.startswith("run folder:")][-1]
+    return Path(line.split(":", 1)[1].strip())
+
+
+@pytest.fixture(scope="session")
+def smallnet_run(small_data, tmp_path_factory) -> Path:
+    return train_quick(small_data, tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="session")
+def effnet_run(small_data, tmp_path_factory) -> Path:
+    return train_quick(
+        small_data,
+        tmp_path_factory.mktemp("runs"),
+        "efficientnet-lite0",
+        "--unfreeze",
+        "2",
+        "--head-epochs",
+        "1",
+        "--class-weight",
+        "balanced",
+    )
+
+
+@pytest.fixture(scope="session")
+def quick_run(data_root, tmp_path_factory) -> Path:
+    """`pneumocxr run --quick` on the whole shared folder: the main job, once per session."""
+    out = tmp_path_factory.mktemp("main")
+    cli("run", "--data", data_root, "--out", out, "--quick")
+    (run_dir,) = out.glob("run-*")
+    return run_dir

@@ -1,0 +1,85 @@
+"""Inter-rater agreement: kappas against hand-computed values, the CSV format, the model rater."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import cli, shared_images
+from pneumocxr.errors import PneumoError
+from pneumocxr.evaluation.agreement import agreement, cohen, fleiss, read_ratings
+
+A = [1, 1, 0, 0, 1, 0, 1, 0]
+B = [1, 0, 0, 0, 1, 0, 1, 1]
+C = [1, 1, 0, 1, 1, 0, 1, 0]
+
+
+def test_cohen_kappa_by_hand():
+    # observed agreement 6/8, chance agreement 0.5*0.5 + 0.5*0.5 = 0.5
+    assert cohen(pd.Series(A).to_numpy(), pd.Series(B).to_numpy()) == pytest.approx(0.5)
+
+
+def test_fleiss_kappa_by_hand():
+    # mean item agreement 0.75; category shares 13/24 and 11/24 -> chance 290/576
+    matrix = pd.DataFrame({"a": A, "b": B, "c": C}).to_numpy()
+    assert fleiss(matrix) == pytest.approx(142 / 286)
+
+
+@pytest.fixture
+def ratings_csv(tmp_path):
+    names = {1: "PNEUMONIA", 0: "normal"}
+    table = pd.DataFrame(
+        {
+            "image": [f"img{i}.jpeg" for i in range(8)],
+            "dr_a": [names[v] for v in A],
+            "dr_b": B,
+            "dr_c": [str(v) for v in C],
+        }
+    )
+    path = tmp_path / "ratings.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_agreement_command(ratings_csv):
+    result = json.loads(cli("agreement", ratings_csv, "--json").stdout)
+    assert result["raters"] == ["dr_a", "dr_b", "dr_c"]
+    pair = next(p for p in result["cohen"] if p["raters"] == ["dr_a", "dr_b"])
+    assert pair["kappa"] == pytest.approx(0.5) and pair["n"] == 8
+    low, high = pair["kappa_ci"]
+    assert low <= 0.5 <= high
+    assert result["fleiss"]["kappa"] == pytest.approx(142 / 286)
+    text = cli("agreement", ratings_csv).stdout
+    assert "dr_a vs dr_b: kappa 0.500" in text and "Fleiss' kappa (3 raters): 0.497" in text
+
+
+def test_bad_ratings(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,r1,r2\na.jpeg,NORMAL,maybe\n")
+    with pytest.raises(PneumoError, match="line 2, rater 'r2': 'maybe'"):
+        read_ratings(bad)
+    one = tmp_path / "one.csv"
+    one.write_text("image,r1\na.jpeg,NORMAL\nb.jpeg,PNEUMONIA\n")
+    with pytest.raises(PneumoError, match="at least two raters"):
+        agreement(read_ratings(one)[0])
+    result = cli("agreement", tmp_path / "missing.csv", check=False)
+    assert result.returncode == 1 and "not found" in result.stderr
+
+
+def test_model_as_a_rater(smallnet_run, tmp_path):
+    images = shared_images("NORMAL", 4, 300) + shared_images("PNEUMONIA", 4, 300)
+    table = pd.DataFrame(
+        {
+            "image": [str(p) for p in images],
+            "r1": ["NORMAL"] * 4 + ["PNEUMONIA"] * 4,
+            "r2": ["NORMAL"] * 3 + ["PNEUMONIA"] * 5,
+        }
+    )
+    table.to_csv(tmp_path / "r.csv", index=False)
+    result = json.loads(
+        cli("agreement", tmp_path / "r.csv", "--model", smallnet_run, "--json").stdout
+    )
+    assert result["raters"] == ["r1", "r2", "model"]
+    assert len(result["cohen"]) == 3 and result["fleiss"]["n"] == 8

@@ -1,0 +1,53 @@
+"""Grad-CAM: the right layer for each architecture, real heatmaps, the figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import cli, shared_images
+from pneumocxr.explain.gradcam import explain_images, overlay
+from pneumocxr.models.io import load_model, save_model
+from pneumocxr.models.registry import MODELS, build_model
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_heatmaps_for_every_architecture(name, tmp_path):
+    model = build_model(name, 64, weights="none")
+    save_model(model, tmp_path)
+    loaded = load_model(tmp_path)
+    paths = shared_images("PNEUMONIA", 2) + shared_images("NORMAL", 1)
+    explanations = explain_images(loaded, paths)
+    assert len(explanations) == 3
+    for e in explanations:
+        assert e.heatmap.shape == (64, 64) and e.image.shape == (64, 64)
+        assert e.heatmap.min() >= 0.0 and e.heatmap.max() <= 1.0
+        assert e.predicted in ("NORMAL", "PNEUMONIA")
+    assert [e.true_label for e in explanations] == ["PNEUMONIA", "PNEUMONIA", "NORMAL"]
+
+
+def test_trained_model_heatmap_is_not_constant(effnet_run):
+    paths = shared_images("PNEUMONIA", 2, 50)
+    for e in explain_images(load_model(effnet_run), paths):
+        assert e.heatmap.std() > 0.05
+        assert e.heatmap.max() == pytest.approx(1.0)
+
+
+def test_overlay_blends_half_and_half():
+    image = np.full((4, 4), 255, np.uint8)
+    blended = overlay(image, np.zeros((4, 4)))
+    assert np.allclose(blended[0, 0], 0.5 * 1.0 + 0.5 * np.array([0, 0, 0.5]), atol=0.01)
+
+
+def test_gradcam_command_writes_images_and_a_panel(effnet_run, tmp_path):
+    paths = shared_images("PNEUMONIA", 2, 60) + shared_images("NORMAL", 2, 60)
+    result = cli("gradcam", effnet_run, *paths, "--out", tmp_path)
+    written = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert len(written) == 5 and "panel.png" in written
+    assert result.stdout.count("wrote") == 5
+    panel = Image.open(tmp_path / "panel.png")
+    single = Image.open(tmp_path / f"{paths[0].stem}_gradcam.png")
+    assert panel.width > 2.5 * single.width  # three side by side, not four
+    colours = np.asarray(single.convert("RGB"))
+    assert colours.std(axis=2).mean() > 10  # coloured heatmap, not a gray image

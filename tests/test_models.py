@@ -1,0 +1,186 @@
+"""Architectures: parameter counts, weight loading, and that pretrained really is pretrained."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import cli
+from pneumocxr.errors import PneumoError
+from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0, packaged_weights_path
+from pneumocxr.models.registry import MODELS, build_model
+from pneumocxr.models.smallnet import SmallNet
+from pneumocxr.models.summary import parameter_counts, summary_text
+from pneumocxr.models.vgg16 import VGG16
+from pneumocxr.models.weights import read_state_dict
+
+
+def test_smallnet_layers_match_the_tutorial():
+    model = SmallNet(224)
+    sizes = [p.numel() for name, p in model.named_parameters() if name.endswith("weight")]
+    biases = [p.numel() for name, p in model.named_parameters() if name.endswith("bias")]
+    per_layer = [w + b for w, b in zip(sizes, biases)]
+    assert per_layer == [896, 18_496, 36_928, 11_075_648, 65]
+    assert parameter_counts(model)["total_params"] == 11_132_033
+    text = summary_text(model)
+    for figure in ("896", "18,496", "36,928", "11,075,648", "65", "11,132,033"):
+        assert figure in text
+    assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 1)
+
+
+def test_vgg16_counts_and_layout():
+    model = VGG16(224)
+    model.freeze_before(model.first_trainable_stage(0))
+    counts = parameter_counts(model)
+    assert counts["frozen_params"] == 14_714_688
+    assert counts["trainable_params"] == 107_157_601
+    keys = [k for k in model.state_dict() if k.startswith("features.")]
+    assert keys[0] == "features.0.weight" and keys[-1] == "features.28.bias"
+    assert "107,157,601" in summary_text(model)
+
+
+def test_models_command_lists_every_architecture():
+    rows = json.loads(cli("models", "--json").stdout)
+    assert [r["name"] for r in rows] == list(MODELS)
+    vgg = next(r for r in rows if r["name"] == "vgg16")
+    assert (vgg["frozen_params"], vgg["trainable_params"]) == (14_714_688, 107_157_601)
+    small = next(r for r in rows if r["name"] == "smallnet")
+    assert small == {
+        "name": "smallnet",
+        "input_size": 224,
+        "total_params": 11_132_033,
+        "trainable_params": 11_132_033,
+        "frozen_params": 0,
+    }
+    assert "11,132,033" in cli("models").stdout
+
+
+def _torchvision_style_state(model: VGG16, seed: int = 0) -> dict:
+    """What torchvision's vgg16-397923af.pth holds: features.* plus a 1000-class classifier."""
+    gen = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(v.shape, generator=gen) for k, v in model.features.state_dict().items()}
+    state = {f"features.{k}": v for k, v in state.items()}
+    state["classifier.0.weight"] = torch.randn(4096, 25088 // 49)  # ignored by our head
+    state["classifier.6.bias"] = torch.randn(1000)
+    return state
+
+
+def test_vgg16_loads_a_torchvision_state_dict(tmp_path):
+    state = _torchvision_style_state(VGG16(64))
+    torch.save(state, tmp_path / "vgg16-397923af.pth")
+    model = VGG16.create(64, weights=str(tmp_path / "vgg16-397923af.pth"))
+    assert torch.equal(model.features[0].weight, state["features.0.weight"])
+    assert torch.equal(model.features[28].bias, state["features.28.bias"])
+    assert "file" in model.weights_source
+
+
+def test_vgg16_rejects_a_wrong_shape(tmp_path):
+    state = _torchvision_style_state(VGG16(64))
+    state["features.28.weight"] = torch.zeros(512, 256, 3, 3)
+    torch.save(state, tmp_path / "bad.pth")
+    with pytest.raises(PneumoError, match=r"features.28.weight has shape \(512, 256, 3, 3\)"):
+        VGG16.create(64, weights=str(tmp_path / "bad.pth"))
+    result = cli(
+        "train",
+        "--model",
+        "vgg16",
+        "--weights",
+        tmp_path / "bad.pth",
+        "--data",
+        tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    import pickle
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"features.0.weight": object()}))
+    with pytest.raises(PneumoError, match="cannot read weights"):
+        read_state_dict(tmp_path / "evil.pth")
+
+
+def test_offline_vgg16_download_fails_clearly(tmp_path, small_data):
+    env = {
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "",
+    }
+    result = cli(
+        "train", "--model", "vgg16", "--data", small_data, "--out", tmp_path, check=False, env=env
+    )
+    assert result.returncode == 1
+    lines = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in lines[0]
+    assert "--weights" in lines[0]
+
+
+def test_efficientnet_loads_the_packaged_weights():
+    model = EfficientNetLite0.create(224)
+    reference = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    backbone = [k for k in own if not k.startswith("head.")]
+    assert set(backbone) == set(reference) - {"_fc.weight", "_fc.bias"}
+    for key in backbone:
+        assert torch.equal(own[key], reference[key]), key
+
+
+def test_efficientnet_matches_the_reference_implementation():
+    efficientnet_lite_pytorch = pytest.importorskip("efficientnet_lite_pytorch")
+    reference = efficientnet_lite_pytorch.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=packaged_weights_path()
+    ).eval()
+    ours = EfficientNetLite0.create(224).eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = reference.extract_features(x)
+        got = ours.run_stages(x, 0, ours.backbone_stages)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_stages_compose_to_forward_and_any_size_works(name):
+    model = build_model(name, 96, weights="none").eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(model(x), model.run_stages(model.run_stages(x, 0, 2), 2), atol=1e-5)
+    assert model.gradcam_layer() in list(model.modules())
+
+
+def _probe_auc(features: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    scores = cross_val_predict(probe, features, labels, cv=5, method="predict_proba")[:, 1]
+    return roc_auc_score(labels, scores)
+
+
+def test_linear_probe_proves_the_weights_are_pretrained(data_root):
+    """Frozen ImageNet features must separate the classes far better than random ones."""
+    from pneumocxr.data.dataset import subset_patients
+    from pneumocxr.data.decode import decode_all
+    from pneumocxr.data.index import index_images
+    from pneumocxr.training.features import run_frozen
+
+    table = subset_patients(index_images(data_root), 400, seed=0)
+    pixels = decode_all(table["path"], 128).pixels
+    labels = (table["label"] == "PNEUMONIA").to_numpy(int)
+    aucs = {}
+    for weights in ("default", "none"):
+        torch.manual_seed(0)
+        model = EfficientNetLite0.create(128, weights=weights)
+        stop = model.backbone_stages
+        features = run_frozen(model, pixels, 0, stop).mean(dim=(2, 3)).numpy()
+        aucs[weights] = _probe_auc(features, labels)
+    assert aucs["default"] > 0.93, aucs
+    assert aucs["default"] - aucs["none"] > 0.15, aucs

@@ -1,0 +1,134 @@
+"""Real training runs on small subsets of the shared X-rays."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import cli, train_quick
+from pneumocxr.data.dataset import load_dataset
+from pneumocxr.evaluation.inference import predict_paths
+from pneumocxr.models.io import load_model
+from pneumocxr.training.trainer import TrainConfig, predict_pixels, train
+
+RUN_FILES = [
+    "config.json",
+    "splits.csv",
+    "distribution.png",
+    "summary.txt",
+    "history.csv",
+    "history.png",
+    "model.safetensors",
+    "model.json",
+    "state.json",
+]
+
+
+def test_training_run_writes_every_file_and_a_faithful_export(small_data, tmp_path):
+    cfg = TrainConfig(
+        data=str(small_data), out=str(tmp_path), epochs=2, image_size=64, batch_size=16
+    )
+    result = train(cfg)
+    run = result.run_dir
+    assert run.name.startswith("smallnet-")
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    assert any((run / "tb").rglob("events.out.tfevents.*"))
+    assert (run / "checkpoints" / "train-best.ckpt").is_file()
+    history = pd.read_csv(run / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    for column in (
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_recall",
+        "val_precision",
+        "val_auc",
+        "train_auc",
+        "lr",
+    ):
+        assert history[column].notna().all(), column
+    config = json.loads((run / "config.json").read_text())
+    assert config["epochs"] == 2 and config["pneumocxr_version"] and config["lr"] == 1e-3
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["architecture"] == "smallnet"
+    assert meta["preprocessing"]["image_size"] == 64
+    assert meta["class_names"] == ["NORMAL", "PNEUMONIA"]
+    assert 0 <= meta["threshold"] <= 1
+    assert meta["training"]["images"]["train"]["images"] > 0
+
+    loaded = load_model(run)
+    splits = pd.read_csv(run / "splits.csv")
+    test_paths = splits.loc[splits["split"] == "test", "path"].tolist()
+    from_files, _ = predict_paths(loaded, test_paths)
+    dataset = load_dataset(small_data, 64, splits=splits)
+    test_index = dataset.split_index()["test"]
+    in_memory = predict_pixels(result.model, dataset.pixels[test_index])
+    assert np.allclose(from_files["p_pneumonia"].to_numpy(), in_memory, atol=1e-6)
+
+
+def test_resume_continues_from_the_saved_epoch(small_data, tmp_path):
+    run = train_quick(small_data, tmp_path, "smallnet", "--epochs", 1)
+    before = pd.read_csv(run / "history.csv")
+    assert before["epoch"].tolist() == [1]
+    result = cli("train", "--resume", run / "checkpoints" / "train-last.ckpt", "--epochs", 3)
+    assert "resuming phase train" in result.stderr
+    after = pd.read_csv(run / "history.csv")
+    assert after["epoch"].tolist() == [1, 2, 3]
+    assert after.loc[0, "train_loss"] == before.loc[0, "train_loss"]  # epoch 1 was not redone
+    ckpt = torch.load(run / "checkpoints" / "train-last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 2  # zero-based: three epochs done
+
+
+def test_balanced_class_weights(small_data, tmp_path):
+    from pneumocxr.training.trainer import _class_weights
+
+    dataset = load_dataset(small_data, 32, limit=None)
+    weights = _class_weights(dataset, "balanced")
+    train_labels = dataset.labels[dataset.split_index()["train"]]
+    n, pos = len(train_labels), float(train_labels.sum())
+    assert weights == pytest.approx((n / (2 * (n - pos)), n / (2 * pos)))
+    assert _class_weights(dataset, "none") == (1.0, 1.0)
+
+
+def _head_after_training(data, out, cache: bool, model: str, weights: str = "default"):
+    cfg = TrainConfig(
+        data=str(data),
+        out=str(out),
+        model=model,
+        epochs=2,
+        image_size=64,
+        batch_size=16,
+        augment=False,
+        feature_cache=cache,
+        unfreeze="0",
+        weights=weights,
+    )
+    result = train(cfg)
+    return {k: v.clone() for k, v in result.model.head.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("model", "weights"), [("efficientnet-lite0", "default"), ("vgg16", "none")]
+)
+def test_cached_and_uncached_head_training_agree(small_data, tmp_path, model, weights):
+    cached = _head_after_training(small_data, tmp_path / "a", True, model, weights)
+    uncached = _head_after_training(small_data, tmp_path / "b", False, model, weights)
+    for key in cached:
+        assert torch.allclose(cached[key], uncached[key], atol=1e-4, rtol=1e-3), key
+
+
+def test_transfer_run_fine_tunes_after_the_head(effnet_run):
+    history = pd.read_csv(effnet_run / "history.csv")
+    assert history["phase"].tolist() == ["head", "finetune", "finetune"]
+    assert history["epoch"].tolist() == [1, 2, 3]
+    meta = json.loads((effnet_run / "model.json").read_text())
+    assert meta["weights"]["base"]["file"] == "efficientnet-lite0-57934424.pth"
+    # only what training changed is stored; the frozen ImageNet stages come from the package
+    assert (effnet_run / "model.safetensors").stat().st_size < 8_000_000
+    loaded = load_model(effnet_run)
+    assert loaded.model.training is False
