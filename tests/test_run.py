@@ -96,7 +96,9 @@ def test_report_opens_in_chromium_with_every_image(quick_run, tmp_path):
         headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
-    assert len(widths) >= 12 and all(w and w > 0 for w in widths), widths
+    # distribution, augmentation, ROC comparison, and per model: curves, confusion matrix,
+    # reliability diagram, Grad-CAM panel
+    assert len(widths) == 3 + 2 * 4 and all(w and w > 0 for w in widths), widths
     order = ["The data", "The models", "Training", "Evaluation", "ROC", "Grad-CAM"]
     positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
     assert positions == sorted(positions)

@@ -5,25 +5,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pandas as pd
-
-from pneumocxr.data.dataset import load_dataset
-from pneumocxr.data.decode import decode_all
-from pneumocxr.data.index import index_images, require_both_classes
-from pneumocxr.data.plots import augmentation_figure
-from pneumocxr.data.split import make_splits
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import save_figure
-from pneumocxr.models.registry import MODELS, build_model
-from pneumocxr.models.summary import parameter_counts
-from pneumocxr.training import rundir
-from pneumocxr.training.trainer import QUICK, TrainConfig, train
 
+# Imports of torch, Lightning and friends happen inside the functions that need them, so that
+# light commands (agreement, report, --help) start in a fraction of a second.
 log = logging.getLogger("pneumocxr")
 
 
 def model_table() -> list[dict]:
     """Each architecture at its default size, frozen as its first training phase freezes it."""
+    from pneumocxr.models.registry import MODELS, build_model
+    from pneumocxr.models.summary import parameter_counts
+
     rows = []
     for name, cls in MODELS.items():
         model = build_model(name, weights="none")
@@ -35,6 +29,11 @@ def model_table() -> list[dict]:
 
 def write_preview(root, out, image_size: int = 224, seed: int = 42) -> Path:
     """16 augmented training images (of the default patient split)."""
+    from pneumocxr.data.decode import decode_all
+    from pneumocxr.data.index import index_images, require_both_classes
+    from pneumocxr.data.plots import augmentation_figure
+    from pneumocxr.data.split import make_splits
+
     table = index_images(root)
     require_both_classes(table, root)
     table = make_splits(table, seed=seed)
@@ -64,6 +63,12 @@ def predict_files(paths, model=None, threshold=None, batch_size: int = 64):
 
 def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared."""
+    from pneumocxr.data.dataset import load_dataset
+    from pneumocxr.data.plots import augmentation_figure
+    from pneumocxr.models.registry import build_model
+    from pneumocxr.training import rundir
+    from pneumocxr.training.trainer import QUICK, TrainConfig, train
+
     build_model(transfer)  # fail now, not after SmallNet, if its weights are unavailable
     run_dir = rundir.new_run_dir(out, "run")
     log.info("run folder: %s", run_dir)
@@ -88,7 +93,7 @@ def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     return run_dir
 
 
-def _evaluate_run(run_dir: Path, table: pd.DataFrame, results: dict, seed: int) -> None:
+def _evaluate_run(run_dir: Path, table, results: dict, seed: int) -> None:
     """Test-split evaluation, Grad-CAM on the same three test images, comparison, report."""
     from pneumocxr.evaluation.evaluate import (
         comparison_markdown,
@@ -114,7 +119,7 @@ def _evaluate_run(run_dir: Path, table: pd.DataFrame, results: dict, seed: int) 
     log.info("report: %s", write_report(run_dir))
 
 
-def gradcam_examples(test: pd.DataFrame, seed: int) -> list[str]:
+def gradcam_examples(test, seed: int) -> list[str]:
     """Three test images to explain: a normal, a bacterial and a viral pneumonia if present."""
     picks = []
     for label, subtype in (("NORMAL", ""), ("PNEUMONIA", "bacteria"), ("PNEUMONIA", "virus")):
@@ -127,6 +132,8 @@ def gradcam_examples(test: pd.DataFrame, seed: int) -> list[str]:
 
 
 def _side_by_side(results) -> str:
+    import pandas as pd
+
     table = pd.DataFrame({name: r.val_metrics for name, r in results.items()})
     table.loc["threshold"] = [r.threshold for r in results.values()]
     return table.to_string(float_format=lambda v: f"{v:.4f}")

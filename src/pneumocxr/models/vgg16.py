@@ -66,9 +66,5 @@ class VGG16(PneumoNet):
             source = f"file {weights}"
         if not any(k.startswith("features.") for k in state):
             state = {f"features.{k}": v for k, v in state.items()}  # a bare conv-base dict
-        load_into(self.features, _strip(state, "features."), "VGG16 weights")
+        load_into(self.features, state, "VGG16 weights", prefix="features.")
         self.weights_source = source
-
-
-def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -48,16 +48,20 @@ def download_state_dict(url: str, flag_hint: str) -> dict[str, torch.Tensor]:
         raise PneumoError(f"downloaded weights from {url} are damaged: {err}") from None
 
 
-def load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    """Copy every tensor of `module` from `state`, failing clearly on a missing or odd tensor."""
+def load_into(
+    module: nn.Module, state: dict[str, torch.Tensor], what: str, prefix: str = ""
+) -> None:
+    """Copy every tensor of `module` from `state` (keys `prefix` + own key), failing clearly
+    on a missing or odd tensor."""
     own = module.state_dict()
+    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     missing = [k for k in own if k not in state]
     if missing:
-        raise PneumoError(f"{what} lacks {len(missing)} tensors, e.g. {missing[0]}")
+        raise PneumoError(f"{what} lacks {len(missing)} tensors, e.g. {prefix}{missing[0]}")
     for key, tensor in own.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise PneumoError(
-                f"{what} does not fit: {key} has shape {tuple(state[key].shape)}, "
+                f"{what} does not fit: {prefix}{key} has shape {tuple(state[key].shape)}, "
                 f"expected {tuple(tensor.shape)}"
             )
     module.load_state_dict({k: state[k].to(own[k].dtype) for k in own})

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-from pneumocxr.data.datamodule import prepare_batch
+from pneumocxr.data.datamodule import loader, prepare_batch
 from pneumocxr.data.transforms import Augment
 from pneumocxr.models.base import PneumoNet
 
@@ -99,16 +98,12 @@ class FeatureDataModule(L.LightningDataModule):
         self.train_views, self.val_features = train_views, val_features
         labels = labels.float()
         self.train_labels, self.val_labels = labels[splits["train"]], labels[splits["val"]]
-        self.batch_size = batch_size
-        # One generator for all epochs: the same shuffling sequence as ImageDataModule's.
-        self.generator = torch.Generator().manual_seed(seed)
+        self.batch_size, self.seed = batch_size, seed
 
     def train_dataloader(self):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         features = self.train_views[epoch % len(self.train_views)]
-        dataset = TensorDataset(features, self.train_labels)
-        return DataLoader(dataset, self.batch_size, shuffle=True, generator=self.generator)
+        return loader(features, self.train_labels, self.batch_size, self.seed, epoch)
 
     def val_dataloader(self):
-        dataset = TensorDataset(self.val_features, self.val_labels)
-        return DataLoader(dataset, self.batch_size, shuffle=False)
+        return loader(self.val_features, self.val_labels, self.batch_size)

@@ -66,6 +66,11 @@ class Classifier(L.LightningModule):
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=prefix == "val_")
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        # Lightning restores each submodule's recorded mode around validation; re-apply ours,
+        # which keeps frozen stages (their BatchNorm and stochastic depth) in eval mode.
+        self.model.train()
+
     def training_step(self, batch, batch_idx):
         return self._step(batch, self.train_metrics, "train_")
 
