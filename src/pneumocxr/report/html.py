@@ -28,6 +28,13 @@ SECTIONS = {  # file in a model's sub-run -> what it shows
 }
 
 
+def number(value, digits: int = 3) -> str:
+    """A metric for display; undefined ones (null in metrics.json) show as n/a."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
 def data_uri(path: Path) -> str | None:
     if not path.is_file():
         return None
@@ -65,6 +72,7 @@ def build_report(run_dir) -> str:
     env = Environment(
         loader=PackageLoader("pneumocxr", "report/templates"), autoescape=select_autoescape()
     )
+    env.filters["num"] = number
     comparison = _json(run_dir / "comparison" / "comparison.json")
     return env.get_template("report.html.j2").render(
         run=run_dir.name,

@@ -175,6 +175,7 @@ def train(
     if resume is None:
         run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
         ensure_dir(run_dir)
+        model.freeze_before(phases[0].start)  # the summary shows the first phase's freezing
         _write_run_files(run_dir, cfg, dataset, model)
     log.info("run folder: %s", run_dir)
     class_weights = _class_weights(dataset, cfg.class_weight)
@@ -230,12 +231,16 @@ def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resum
         monitor="val_loss",
         mode="min",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
-    checkpoint.CHECKPOINT_NAME_LAST = f"{phase.name}-last"
+    # Lightning's save_last only refreshes last.ckpt in epochs that improved the best one; a
+    # second, unmonitored checkpoint keeps the latest epoch for --resume.
+    latest = ModelCheckpoint(
+        dirpath=ckpt_dir, filename=f"{phase.name}-last", save_top_k=1, enable_version_counter=False
+    )
     callbacks = [
         checkpoint,
+        latest,
         EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience),
         HistoryCallback(run_dir, phase.name, offset, offset + phase.epochs),
     ]
