@@ -105,6 +105,12 @@ def test_prediction_on_dicom_matches_the_image(effnet_run, xray, dicoms):
     assert len(set(probs[1:])) == 1  # the DICOM variants are pixel-identical
 
 
+def test_predict_finds_dicoms_in_folders_even_without_suffix(effnet_run, dicoms):
+    result = cli("predict", "--model", effnet_run, dicoms["plain"].parent)
+    names = sorted(line.split("\t")[0].rsplit("/", 1)[1] for line in result.stdout.splitlines())
+    assert names == ["IMAGE0001", "j2k.dcm", "lut.dcm", "mono1.dcm", "plain.dcm", "rle.dcm"]
+
+
 def test_predict_reports_a_dicom_without_pixels(effnet_run):
     result = cli("predict", "--model", effnet_run, get_testdata_file("rtplan.dcm"), check=False)
     assert result.returncode == 1 and "no pixel data" in result.stderr

@@ -163,7 +163,9 @@ def train(
             "the head: N or all. [vgg16: 0, efficientnet-lite0: 5]"
         ),
     ] = None,
-    head_epochs: Annotated[int, typer.Option(help="Head-only epochs before fine-tuning.")] = 5,
+    head_epochs: Annotated[
+        int | None, typer.Option(help="Head-only epochs before fine-tuning. [5]")
+    ] = None,
     finetune_lr: Annotated[float | None, typer.Option(help="Fine-tuning rate. [lr/10]")] = None,
     augment: Annotated[bool, typer.Option(help="Random rotation and shifts in training.")] = True,
     feature_cache: Annotated[bool, typer.Option(help="Cache frozen-backbone features.")] = True,
@@ -195,7 +197,7 @@ def train(
             data=str(resolve_data(data)),
             out=str(out),
             model=model,
-            epochs=epochs or 15,
+            epochs=epochs,
             batch_size=batch_size,
             image_size=image_size,
             split=method.value,

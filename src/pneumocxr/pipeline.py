@@ -72,7 +72,7 @@ def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     build_model(transfer)  # fail now, not after SmallNet, if its weights are unavailable
     run_dir = rundir.new_run_dir(out, "run")
     log.info("run folder: %s", run_dir)
-    size = QUICK["image_size"] if quick else 224
+    size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
     dataset = load_dataset(root, size, seed=seed, limit=QUICK["limit"] if quick else None)
     rundir.write_splits(run_dir, dataset.table)
     labels = dataset.labels[dataset.split_index()["train"]].int().tolist()

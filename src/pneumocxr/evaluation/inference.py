@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pneumocxr.data.decode import decode_all
+from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
@@ -33,17 +34,20 @@ def resolve_model(spec=None) -> LoadedModel:
     return load_model(path)
 
 
+def _wanted(path: Path) -> bool:
+    """JPEG, PNG and DICOM files; DICOMs from scanners often have no suffix at all."""
+    if path.name.startswith(".") or not path.is_file():
+        return False
+    suffix = path.suffix.lower()
+    return suffix in IMAGE_SUFFIXES + DICOM_SUFFIXES or (suffix == "" and is_dicom(path))
+
+
 def expand_inputs(paths) -> list[Path]:
     """Files as given, folders searched recursively for JPEG, PNG and DICOM files."""
-    suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
     files = []
     for item in map(Path, paths):
         if item.is_dir():
-            found = sorted(
-                p
-                for p in item.rglob("*")
-                if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")
-            )
+            found = sorted(p for p in item.rglob("*") if _wanted(p))
             if not found:
                 raise PneumoError(f"no JPEG, PNG or DICOM files in {item}")
             files += found

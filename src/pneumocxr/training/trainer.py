@@ -55,7 +55,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-# --quick: a profile of a few minutes for tests and first contact.
+# Defaults for options left unset; --quick swaps in a profile of a few minutes.
+DEFAULTS = {"epochs": 15, "head_epochs": 5, "image_size": None, "limit": None}
 QUICK = {"epochs": 3, "head_epochs": 2, "image_size": 128, "limit": 800}
 
 
@@ -64,9 +65,9 @@ class TrainConfig:
     data: str = ""
     out: str = "runs"
     model: str = "smallnet"
-    epochs: int = 15
+    epochs: int | None = None  # 15 (3 with --quick)
     batch_size: int = 32
-    image_size: int | None = None  # the model's default
+    image_size: int | None = None  # the model's default (128 with --quick)
     split: str = "patient"
     test_size: float = 0.2
     val_size: float = 0.2
@@ -75,7 +76,7 @@ class TrainConfig:
     class_weight: str = "none"  # or "balanced"
     weights: str = "default"  # "default" (ImageNet for transfer models), "none" or a file
     unfreeze: str | None = None  # backbone stages to fine-tune: N or "all"; None: model's default
-    head_epochs: int = 5  # head-only warm-up before fine-tuning (when unfreeze is not 0)
+    head_epochs: int | None = None  # head-only epochs before fine-tuning: 5 (2 with --quick)
     finetune_lr: float | None = None  # default: lr / 10
     augment: bool = True
     feature_cache: bool = True
@@ -85,7 +86,7 @@ class TrainConfig:
     lr_patience: int = 3
     lr_factor: float = 0.3
     min_lr: float = 1e-6
-    limit: int | None = None  # use about this many images (whole patients)
+    limit: int | None = None  # use about this many images, whole patients (800 with --quick)
     strict: bool = False
     quick: bool = False
 
@@ -93,8 +94,9 @@ class TrainConfig:
         """Fill in the model's defaults and the --quick profile."""
         cls = model_class(self.model)
         values = dataclasses.asdict(self)
-        if self.quick:
-            values.update({k: v for k, v in QUICK.items() if k != "limit" or not self.limit})
+        for key, default in (QUICK if self.quick else DEFAULTS).items():
+            if values[key] is None:
+                values[key] = default
         values["image_size"] = values["image_size"] or cls.default_image_size
         values["lr"] = values["lr"] or cls.default_lr
         values["finetune_lr"] = values["finetune_lr"] or values["lr"] / 10
@@ -105,7 +107,7 @@ class TrainConfig:
             raise PneumoError(
                 f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}"
             )
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "head_epochs"):
             if values[name] < 1:
                 raise PneumoError(f"--{name.replace('_', '-')} must be at least 1")
         return TrainConfig(**values)
