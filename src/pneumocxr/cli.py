@@ -235,6 +235,13 @@ def run(
     transfer: Annotated[Transfer, typer.Option(help="The transfer-learning model.")] = (
         Transfer.efficientnet
     ),
+    transfer_weights: Annotated[
+        str,
+        typer.Option(
+            help="The transfer model's ImageNet weights: default (download or "
+            "package) or a local file such as vgg16-397923af.pth."
+        ),
+    ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,
     seed: SeedOpt = 42,
 ):
@@ -242,7 +249,7 @@ def run(
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
-    run_tutorial(resolve_data(data), out, transfer.value, quick, seed)
+    run_tutorial(resolve_data(data), out, transfer.value, quick, seed, transfer_weights)
 
 
 # -- using a model --------------------------------------------------------------------------

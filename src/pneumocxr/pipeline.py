@@ -61,7 +61,9 @@ def predict_files(paths, model=None, threshold=None, batch_size: int = 64):
     return table, failures
 
 
-def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
+def run_tutorial(
+    root, out, transfer: str, quick: bool, seed: int = 42, transfer_weights: str = "default"
+) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared."""
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.plots import augmentation_figure
@@ -69,7 +71,7 @@ def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     from pneumocxr.training import rundir
     from pneumocxr.training.trainer import QUICK, TrainConfig, train
 
-    build_model(transfer)  # fail now, not after SmallNet, if its weights are unavailable
+    build_model(transfer, weights=transfer_weights)  # fail now, not after SmallNet
     run_dir = rundir.new_run_dir(out, "run")
     log.info("run folder: %s", run_dir)
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
@@ -82,9 +84,15 @@ def run_tutorial(root, out, transfer: str, quick: bool, seed: int = 42) -> Path:
     for name in ("smallnet", transfer):
         log.info("== training %s ==", name)
         # SmallNet as the tutorial trains it; the transfer model with the shipped model's recipe.
-        weight = "none" if name == "smallnet" else "balanced"
+        tutorial = name == "smallnet"
         cfg = TrainConfig(
-            data=str(root), model=name, seed=seed, quick=quick, image_size=size, class_weight=weight
+            data=str(root),
+            model=name,
+            seed=seed,
+            quick=quick,
+            image_size=size,
+            class_weight="none" if tutorial else "balanced",
+            weights="default" if tutorial else transfer_weights,
         )
         results[name] = train(cfg, dataset, run_dir=run_dir / name)
     log.info("\nvalidation metrics (patient split):\n%s", _side_by_side(results))
@@ -232,6 +240,10 @@ def export_model(model, out, half: bool = False) -> Path:
 
 def _name(loaded) -> str:
     """A readable model name: the architecture, and the run it came from."""
+    from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+
     arch = loaded.meta["architecture"]
+    if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
+        return f"default ({arch})"
     run = loaded.meta.get("training", {}).get("run")
     return f"{arch} ({run})" if run and run != arch else arch
