@@ -53,7 +53,7 @@ def test_training_run_writes_every_file_and_a_faithful_export(small_data, tmp_pa
     ):
         assert history[column].notna().all(), column
     config = json.loads((run / "config.json").read_text())
-    assert config["epochs"] == 2 and config["pneumocxr_version"] and config["lr"] == 1e-3
+    assert config["epochs"] == 2 and config["pneumocxr_version"] and config["lr"] == 1e-4
     meta = json.loads((run / "model.json").read_text())
     assert meta["architecture"] == "smallnet"
     assert meta["preprocessing"]["image_size"] == 64
