@@ -173,7 +173,11 @@ def train(
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 20,
     limit: Annotated[int | None, typer.Option(help="Use about this many images.")] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue a run from its checkpoint (or run folder).")
+        Path | None,
+        typer.Option(
+            help="Continue a run from a checkpoint in it (or from the run folder). The run's "
+            "config.json supplies every option but --epochs."
+        ),
     ] = None,
     quick: Annotated[
         bool, typer.Option(help="A few-minute profile: 3 epochs, 128 px, 800 images.")

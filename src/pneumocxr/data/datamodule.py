@@ -1,0 +1,84 @@
+"""Batches for Lightning from the in-memory uint8 cache.
+
+Augmentation and normalisation run per batch after the batch is on its device (Lightning's
+`on_after_batch_transfer`), so they are vectorised and run on a GPU when there is one.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+from pneumocxr.data.transforms import Augment, normalise, to_unit
+from pneumocxr.models.base import Preprocessing
+
+
+def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> torch.Tensor:
+    """uint8 cache batch -> augmented (optionally), normalised, channels-last model input."""
+    images = to_unit(images)
+    if augment is not None:
+        images = augment(images)
+    images = normalise(images, prep.mean, prep.std, prep.channels)
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+class EpochShuffle(Sampler):
+    """A permutation that depends only on (seed, epoch), however often loaders are rebuilt.
+
+    Lightning calls `set_epoch` at the start of every epoch. Image batches and cached-feature
+    batches therefore come in the same order, and resuming a run repeats no epoch's order.
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0):
+        self.size, self.seed, self.epoch = size, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+def loader(features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle_seed=None,
+           epoch: int = 0) -> DataLoader:  # fmt: skip
+    """Batches in memory; `shuffle_seed` shuffles with `EpochShuffle`."""
+    dataset = TensorDataset(features, labels)
+    sampler = None if shuffle_seed is None else EpochShuffle(len(dataset), shuffle_seed, epoch)
+    # A private generator: the loader's worker seed must not draw from torch's global RNG.
+    return DataLoader(dataset, batch_size, sampler=sampler, generator=torch.Generator())
+
+
+class ImageDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        pixels: torch.Tensor,
+        labels: torch.Tensor,
+        splits: dict[str, torch.Tensor],
+        prep: Preprocessing,
+        batch_size: int = 32,
+        augment: bool = True,
+        seed: int = 42,
+    ):
+        super().__init__()
+        self.pixels, self.labels, self.splits = pixels, labels.float(), splits
+        self.prep, self.batch_size, self.seed = prep, batch_size, seed
+        self.augment = Augment() if augment else None
+
+    def train_dataloader(self):
+        index = self.splits["train"]
+        return loader(self.pixels[index], self.labels[index], self.batch_size, self.seed)
+
+    def val_dataloader(self):
+        index = self.splits["val"]
+        return loader(self.pixels[index], self.labels[index], self.batch_size)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx):
+        images, labels = batch
+        training = self.trainer is not None and self.trainer.training
+        augment = self.augment if training else None
+        return prepare_batch(images, self.prep, augment), labels

@@ -1,0 +1,94 @@
+"""Decode images once, at the model's size, into a compact in-memory uint8 cache.
+
+Every X-ray becomes one grayscale channel: the Kaggle JPEGs are gray replicated into RGB, so
+nothing is lost, and the cache is a third of the RGB size. Models that want three channels get
+the gray plane repeated at batch time (see `transforms.to_model_input`).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from pneumocxr.data.dicom import is_dicom, read_dicom_gray
+from pneumocxr.errors import PneumoError
+
+Image.MAX_IMAGE_PIXELS = 20000 * 20000  # full-size radiographs are large, bombs are larger
+
+
+def read_gray(path) -> Image.Image:
+    """Open any supported file (JPEG, PNG, DICOM) as an 8-bit grayscale PIL image."""
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom") or is_dicom(path):
+        return Image.fromarray(read_dicom_gray(path))
+    try:
+        image = Image.open(path)
+        return _to_gray8(image)
+    except FileNotFoundError:
+        raise PneumoError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise PneumoError(f"{path}: not a readable image ({_reason(err)})") from None
+
+
+def load_image(path, size: int) -> np.ndarray:
+    """Decode `path` and squash it to `size` x `size` (as Keras' target_size does)."""
+    image = read_gray(path)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.array(image, dtype=np.uint8)
+
+
+@dataclass
+class DecodedImages:
+    """Decoded images (N x 1 x size x size, uint8) and the files that could not be read."""
+
+    pixels: torch.Tensor
+    ok: np.ndarray  # bool mask over the input paths
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def decode_all(paths, size: int, workers: int | None = None) -> DecodedImages:
+    """Decode many files in parallel threads (PIL releases the GIL while decoding)."""
+    paths = [str(p) for p in paths]
+    pixels = torch.zeros((len(paths), 1, size, size), dtype=torch.uint8)
+    ok = np.zeros(len(paths), dtype=bool)
+    failures = []
+
+    def work(i: int):
+        try:
+            pixels[i, 0] = torch.from_numpy(load_image(paths[i], size))
+            ok[i] = True
+        except PneumoError as err:
+            failures.append((paths[i], str(err)))
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(work, range(len(paths))))
+    failures.sort()
+    return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures)
+
+
+def _to_gray8(image: Image.Image) -> Image.Image:
+    if image.format == "JPEG":
+        image.draft("L", image.size)  # decode straight to gray: faster, same pixels
+    image.load()
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # High-bit-depth PNGs: scale by the bit depth the values use (12-bit data in a 16-bit
+        # file stays as bright as it was meant to be) instead of clipping at 255.
+        values = np.asarray(image, dtype=np.float64).clip(min=0)
+        bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
+        scaled = values * 255.0 / (2**bits - 1)
+        return Image.fromarray(np.round(scaled).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA").convert("RGB")
+    return image.convert("L")
+
+
+def _reason(err: Exception) -> str:
+    text = str(err) or type(err).__name__
+    return text.splitlines()[0][:200]

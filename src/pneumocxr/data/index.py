@@ -1,0 +1,92 @@
+"""Turn a folder in the Kaggle `chest_xray` layout into a table of images.
+
+The table has one row per image: `path, label, patient, subtype`. Labels come from the nearest
+ancestor folder named NORMAL or PNEUMONIA (any case); the patient and the pneumonia subtype come
+from the Kaggle file names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from pneumocxr import CLASS_NAMES
+from pneumocxr.errors import PneumoError
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+COLUMNS = ["path", "label", "patient", "subtype"]
+SKIPPED_DIRS = {"__macosx"}
+
+# person12_bacteria_46 -> person12 / bacteria
+_PERSON = re.compile(r"^(person\d+)_(bacteria|virus)(?:_.*)?$", re.IGNORECASE)
+# IM-0115-0001 -> IM-0115 ; NORMAL2-IM-0381-0001 -> NORMAL2-IM-0381
+_SERIES = re.compile(r"^(.+)-\d+$")
+
+
+def parse_patient(filename: str) -> tuple[str, str]:
+    """Return (patient, subtype) for a Kaggle file name; subtype is '' when the name has none."""
+    stem = Path(filename).stem
+    match = _PERSON.match(stem)
+    if match:
+        return match.group(1), match.group(2).lower()
+    match = _SERIES.match(stem)
+    if match and "-" in match.group(1):
+        return match.group(1), ""
+    return stem, ""
+
+
+def index_images(root, *, dicom: bool = True) -> pd.DataFrame:
+    """Index every image under `root` (searched recursively) that sits in a class folder."""
+    root = Path(root)
+    if not root.exists():
+        raise PneumoError(f"data folder not found: {root}")
+    if not root.is_dir():
+        raise PneumoError(f"data path is not a folder: {root}")
+    suffixes = IMAGE_SUFFIXES + (DICOM_SUFFIXES if dicom else ())
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIPPED_DIRS)
+        label = _label_for(Path(dirpath), root)
+        if label is None:
+            continue
+        for name in sorted(filenames):
+            if name.startswith(".") or not name.lower().endswith(suffixes):
+                continue
+            patient, subtype = parse_patient(name)
+            rows.append((str((Path(dirpath) / name).resolve()), label, patient, subtype))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    if table.empty:
+        raise PneumoError(
+            f"no images found under {root}: expected NORMAL/ and PNEUMONIA/ folders "
+            f"holding {'/'.join(s.lstrip('.') for s in IMAGE_SUFFIXES)} files"
+        )
+    return table.sort_values("path", ignore_index=True)
+
+
+def require_both_classes(table: pd.DataFrame, where) -> None:
+    """Training and splitting need examples of both classes."""
+    present = set(table["label"])
+    missing = [c for c in CLASS_NAMES if c not in present]
+    if missing:
+        found = ", ".join(sorted(present))
+        raise PneumoError(
+            f"only {found} images found under {where}; both NORMAL and PNEUMONIA are needed"
+        )
+
+
+def class_counts(table: pd.DataFrame) -> dict[str, int]:
+    counts = table["label"].value_counts()
+    return {c: int(counts.get(c, 0)) for c in CLASS_NAMES}
+
+
+def _label_for(folder: Path, root: Path) -> str | None:
+    """The class of the nearest ancestor of `folder` (up to `root`) named after a class."""
+    names = {c.lower(): c for c in CLASS_NAMES}
+    for part in reversed(folder.relative_to(root).parts or (folder.name,)):
+        if part.lower() in names:
+            return names[part.lower()]
+    return None

@@ -1,0 +1,80 @@
+"""Train / validation / test splits.
+
+`patient` (default): whole patients go to one split, so no X-ray of a test patient was seen in
+training; patients are stratified by their label, which keeps class balance within a few points.
+`image`: the tutorial's protocol, `train_test_split(test_size=0.2, random_state=42)` on images,
+then the same again on the training part for validation. It leaks patients across splits and
+is kept to reproduce the tutorial's numbers.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pneumocxr.errors import PneumoError
+
+SPLITS = ("train", "val", "test")
+METHODS = ("patient", "image")
+
+
+def make_splits(
+    table: pd.DataFrame,
+    method: str = "patient",
+    test_size: float = 0.2,
+    val_size: float = 0.2,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """Return a copy of `table` with a `split` column (train/val/test).
+
+    `test_size` is a fraction of all data; `val_size` a fraction of what remains after the test
+    split (the tutorial's "20% of train as validation").
+    """
+    for name, value in (("test fraction", test_size), ("validation fraction", val_size)):
+        if not 0 < value < 1:
+            raise PneumoError(f"{name} must be between 0 and 1, got {value}")
+    if method not in METHODS:
+        raise PneumoError(f"unknown split method {method!r}; choose from {', '.join(METHODS)}")
+    splitter = _split_patients if method == "patient" else _split_images
+    table = table.reset_index(drop=True).copy()
+    rest, test = splitter(table, test_size, seed)
+    train, val = splitter(table.loc[rest], val_size, seed)
+    table["split"] = "train"
+    table.loc[val, "split"] = "val"
+    table.loc[test, "split"] = "test"
+    return table
+
+
+def _split_images(table: pd.DataFrame, size: float, seed: int):
+    if len(table) < 3:
+        raise PneumoError(f"too few images to split ({len(table)})")
+    return train_test_split(table.index, test_size=size, random_state=seed)
+
+
+def _split_patients(table: pd.DataFrame, size: float, seed: int):
+    # A patient's label is its most frequent image label (in Kaggle data they never mix).
+    labels = table.groupby("patient")["label"].agg(lambda s: s.value_counts().index[0])
+    if len(labels) < 3:
+        raise PneumoError(f"too few patients to split ({len(labels)})")
+    stratify = labels.values if labels.value_counts().min() >= 2 else None
+    keep, held = train_test_split(
+        labels.index.values, test_size=size, random_state=seed, stratify=stratify
+    )
+    held_rows = table.index[table["patient"].isin(set(held))]
+    keep_rows = table.index[table["patient"].isin(set(keep))]
+    return keep_rows, held_rows
+
+
+def split_summary(table: pd.DataFrame) -> dict:
+    """Counts per split and class, and the pneumonia share, for configs and reports."""
+    summary = {}
+    for split in SPLITS:
+        part = table[table["split"] == split]
+        counts = part["label"].value_counts()
+        summary[split] = {
+            "images": int(len(part)),
+            "patients": int(part["patient"].nunique()),
+            "NORMAL": int(counts.get("NORMAL", 0)),
+            "PNEUMONIA": int(counts.get("PNEUMONIA", 0)),
+        }
+    return summary
