@@ -71,8 +71,14 @@ def render(results: Path) -> str:
             "## SmallNet, full training",
             "",
             f"- Command: `{r['command']}`",
-            f"- Wall time: {r['wall_s'] / 60:.1f} min for {r['epochs_run']} epochs, "
-            f"{r['s_per_epoch']:.0f} s per epoch ({_machine(r)})",
+            f"- Wall time: {r['wall_s'] / 60:.1f} min, {r['epochs_run']} epochs "
+            f"({_machine(r)}); "
+            + (
+                f"{r['mean_epoch_s']:.0f} s per epoch (training and validation)"
+                if "mean_epoch_s" in r
+                else f"{r['s_per_epoch']:.0f} s per epoch (wall time / epochs, so including "
+                "decoding the images and exporting the model)"
+            ),
             f"- Best epoch {r['best_epoch']} (lowest validation loss, the weights exported): "
             f"val loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, AUC {v['auc']:.4f}, "
             f"recall {v['recall']:.4f}, precision {v['precision']:.4f}",

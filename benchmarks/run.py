@@ -90,6 +90,7 @@ def run_summary(run: Path) -> dict:
         },
         "exported_model_val": meta["training"]["validation"],
         "threshold": meta["threshold"],
+        **({"mean_epoch_s": float(history["seconds"].mean())} if "seconds" in history else {}),
     }
 
 

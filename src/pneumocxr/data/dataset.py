@@ -31,9 +31,7 @@ class Dataset:
         return torch.tensor((self.table["label"] == "PNEUMONIA").values, dtype=torch.float32)
 
     def split_index(self) -> dict[str, torch.Tensor]:
-        return {
-            s: torch.from_numpy((self.table["split"] == s).values.nonzero()[0]) for s in SPLITS
-        }
+        return {s: torch.from_numpy((self.table["split"] == s).values.nonzero()[0]) for s in SPLITS}
 
 
 def subset_patients(table: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:

@@ -16,8 +16,27 @@ from pneumocxr.errors import PneumoError
 # Modalities that are not pictures of anatomy, even when they carry pixel-like data
 # (dose grids, segmentations, waveforms, documents, reports).
 NON_IMAGE_MODALITIES = {
-    "AU", "DOC", "ECG", "EPS", "FID", "HD", "IOL", "KO", "M3D", "PLAN", "PR", "REG", "RESP",
-    "RTDOSE", "RTPLAN", "RTRECORD", "RTSTRUCT", "RWV", "SEG", "SMR", "SR",
+    "AU",
+    "DOC",
+    "ECG",
+    "EPS",
+    "FID",
+    "HD",
+    "IOL",
+    "KO",
+    "M3D",
+    "PLAN",
+    "PR",
+    "REG",
+    "RESP",
+    "RTDOSE",
+    "RTPLAN",
+    "RTRECORD",
+    "RTSTRUCT",
+    "RWV",
+    "SEG",
+    "SMR",
+    "SR",
 }
 PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 

@@ -44,7 +44,7 @@ def augmentation_figure(pixels: torch.Tensor, labels, seed: int = 42, count: int
         ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(CLASS_NAMES[int(labels[i])], fontsize=10)
         ax.axis("off")
-    for ax in list(axes.flat)[len(pick):]:
+    for ax in list(axes.flat)[len(pick) :]:
         ax.axis("off")
     fig.suptitle("Augmented training images (rotation +/-5 deg, shifts +/-10%)")
     fig.tight_layout()

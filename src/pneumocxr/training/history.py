@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +13,9 @@ from pneumocxr.fileio import atomic_path, save_figure
 from pneumocxr.training.module import METRIC_NAMES
 
 log = logging.getLogger("pneumocxr")
-COLUMNS = ["epoch", "phase", "lr"] + [f"{s}_{m}" for s in ("train", "val") for m in METRIC_NAMES]
+COLUMNS = ["epoch", "phase", "lr", "seconds"] + [
+    f"{s}_{m}" for s in ("train", "val") for m in METRIC_NAMES
+]
 
 
 class HistoryCallback(L.Callback):
@@ -22,6 +25,9 @@ class HistoryCallback(L.Callback):
         self.run_dir, self.phase = Path(run_dir), phase
         self.offset, self.total = epoch_offset, total_epochs
 
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
             return
@@ -30,7 +36,8 @@ class HistoryCallback(L.Callback):
             "epoch": self.offset + trainer.current_epoch + 1,
             "phase": self.phase,
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
-            **{c: metrics.get(c) for c in COLUMNS[3:]},
+            "seconds": round(time.perf_counter() - self.started, 2),  # training + validation
+            **{c: metrics.get(c) for c in COLUMNS[4:]},
         }
         history = read_history(self.run_dir)
         history = history[history["epoch"] < row["epoch"]]  # a resumed run rewrites its tail
