@@ -120,7 +120,7 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int) -> None:
         loaded = load_model(result.run_dir)
         evaluation = evaluate_model(loaded, test, 0.5, name)
         write_evaluation(evaluation, result.run_dir / "evaluation")
-        gradcam_to_folder(result.run_dir, examples, result.run_dir / "gradcam")
+        gradcam_to_folder(loaded, examples, result.run_dir / "gradcam")
         evaluations.append(evaluation)
     comparison = write_comparison(evaluations, run_dir / "comparison")
     log.info("\ntest metrics:\n%s", comparison_markdown(comparison))

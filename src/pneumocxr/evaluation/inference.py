@@ -18,7 +18,10 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def resolve_model(spec=None) -> LoadedModel:
-    """`None`/"default" (the shipped model), a run folder, a model folder or its model.json."""
+    """`None`/"default" (the shipped model), a run folder, a model folder or its model.json
+    (or a model already loaded)."""
+    if isinstance(spec, LoadedModel):
+        return spec
     if spec in (None, "", "default"):
         if not (DEFAULT_MODEL_DIR / "model.json").is_file():
             raise PneumoError(f"the default model is missing from {DEFAULT_MODEL_DIR}")
