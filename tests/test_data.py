@@ -123,6 +123,17 @@ def test_decoding_accepts_grayscale_png_and_full_size(tmp_path):
     assert np.abs(big.astype(float) - reference).mean() < 6  # same picture after a round trip
 
 
+def test_decoding_follows_exif_orientation(tmp_path):
+    source = shared_images("NORMAL", 1)[0]
+    gray = np.asarray(Image.open(source).convert("L"))
+    stored = Image.fromarray(np.rot90(gray).copy())  # stored sideways, as a phone might
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    stored.save(tmp_path / "sideways.png", exif=exif)
+    upright = load_image(tmp_path / "sideways.png", 224)
+    assert np.array_equal(upright, load_image(source, 224))
+
+
 def test_decode_all_lists_unreadable_files(tmp_path):
     good = shared_images("NORMAL", 2)
     (tmp_path / "broken.jpeg").write_bytes(good[0].read_bytes()[:300])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pneumocxr.data.dicom import is_dicom, read_dicom_gray
 from pneumocxr.errors import PneumoError
@@ -77,6 +77,9 @@ def _to_gray8(image: Image.Image) -> Image.Image:
     if image.format == "JPEG":
         image.draft("L", image.size)  # decode straight to gray: faster, same pixels
     image.load()
+    # Photos and scanner exports may be stored sideways with an EXIF orientation tag: show the
+    # model what a viewer shows.
+    ImageOps.exif_transpose(image, in_place=True)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # High-bit-depth PNGs: scale by the bit depth the values use (12-bit data in a 16-bit
         # file stays as bright as it was meant to be) instead of clipping at 255.
