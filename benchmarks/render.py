@@ -105,13 +105,15 @@ def render(results: Path) -> str:
             "",
             *_lr_table(r["runs"]),
         ]
-    if r := _load(results, "quick_run"):
-        out += [
-            "## The main job, quick profile",
-            "",
-            f"- `{r['command']}`: {r['wall_s'] / 60:.1f} min ({_machine(r)})",
-            "",
-        ]
+    for key, title in (("full_run", "The main job"), ("quick_run", "The main job, quick profile")):
+        if r := _load(results, key):
+            out += [
+                f"## {title}",
+                "",
+                f"- `{r['command']}`: {r['wall_s'] / 60:.1f} min ({_machine(r)})",
+                *_test_lines(r.get("test", {})),
+                "",
+            ]
     if r := _load(results, "inference"):
         out += [
             "## Inference speed at 224x224",
@@ -129,3 +131,13 @@ def render(results: Path) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def _test_lines(models: dict) -> list[str]:
+    """One line per model: its metrics on the run's own test split (threshold 0.5)."""
+    return [
+        f"- {name}, test split ({m['n']} images): AUC {m['auc']:.4f} "
+        f"({m['auc_ci'][0]:.4f}-{m['auc_ci'][1]:.4f}), accuracy {m['accuracy']:.4f}, "
+        f"sensitivity {m['sensitivity']:.4f}, specificity {m['specificity']:.4f}"
+        for name, m in models.items()
+    ]
