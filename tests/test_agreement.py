@@ -92,3 +92,17 @@ def test_model_as_a_rater(smallnet_run, tmp_path):
     )
     assert result["raters"] == ["r1", "r2", "model"]
     assert len(result["cohen"]) == 3 and result["fleiss"]["n"] == 8
+
+
+def test_listed_images_resolve_beside_the_ratings_or_here(tmp_path, monkeypatch):
+    from pneumocxr.pipeline import _resolve_image
+
+    (tmp_path / "ratings").mkdir()
+    (tmp_path / "ratings" / "a.png").write_bytes(b"x")
+    (tmp_path / "b.png").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    base = tmp_path / "ratings"
+    assert _resolve_image(base, "a.png") == base / "a.png"
+    assert _resolve_image(base, " b.png ").resolve() == tmp_path / "b.png"
+    with pytest.raises(PneumoError, match="not found: c.png"):
+        _resolve_image(base, "c.png")

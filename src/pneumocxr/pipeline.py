@@ -215,12 +215,12 @@ def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
 
 
 def _resolve_image(base: Path, name: str) -> Path:
-    path = Path(name)
-    if not path.is_absolute():
-        path = base / path
-    if not path.is_file():
-        raise PneumoError(f"image listed in the ratings not found: {path}")
-    return path
+    """A listed image: absolute, relative to the ratings file, or relative to here."""
+    path = Path(name.strip())
+    for candidate in (path,) if path.is_absolute() else (base / path, path):
+        if candidate.is_file():
+            return candidate
+    raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
 def export_model(model, out, half: bool = False) -> Path:
