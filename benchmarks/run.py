@@ -1,7 +1,7 @@
 """Measurements behind docs/BENCHMARKS.md. Rerun with `make benchmarks` (or one by name).
 
     python benchmarks/run.py smallnet-lr       # lr 1e-2 (the tutorial's), 1e-3, 1e-4; 3 seeds
-    python benchmarks/run.py smallnet-lr-quick # lr 1e-3 vs 1e-4 in the --quick profile
+    python benchmarks/run.py smallnet-lr-quick # --quick: lr 1e-3 vs 1e-4, 3 vs 8 epochs
     python benchmarks/run.py smallnet-full     # 15 epochs at 224 px, patient split
     python benchmarks/run.py default-model     # the model card's command
     python benchmarks/run.py quick-run         # `pneumocxr run --quick`
@@ -111,18 +111,19 @@ def smallnet_full(_args) -> None:
     )
 
 
-def _lr_runs(template: str, rates, seeds) -> list[dict]:
-    """Train SmallNet once per (rate, seed); keep its validation AUC and accuracy."""
+def _lr_runs(template: str, settings, seeds) -> list[dict]:
+    """Train SmallNet once per ((lr, epochs), seed); keep its validation AUC and accuracy."""
     rows = []
-    for lr in rates:
+    for lr, epochs in settings:
         for seed in seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                wall, run = timed_cli(template.format(lr=lr, seed=seed), Path(tmp))
+                args = template.format(lr=lr, epochs=epochs, seed=seed)
+                wall, run = timed_cli(args, Path(tmp))
                 summary = run_summary(run)
                 predicted = _predicted_share(run)
             validation = summary["exported_model_val"]
-            rows.append({"lr": lr, "seed": seed, "wall_s": wall, "val_auc": validation["auc"],
-                         "val_accuracy": validation["accuracy"],
+            rows.append({"lr": lr, "epochs": epochs, "seed": seed, "wall_s": wall,
+                         "val_auc": validation["auc"], "val_accuracy": validation["accuracy"],
                          "share_predicted_pneumonia": predicted})  # fmt: skip
             print(rows[-1], flush=True)
     return rows
@@ -130,16 +131,18 @@ def _lr_runs(template: str, rates, seeds) -> list[dict]:
 
 def smallnet_lr(_args) -> None:
     """Does the tutorial's lr 1e-2 train reliably? Three seeds per rate, 4 epochs, 224 px."""
-    template = "train --model smallnet --epochs 4 --lr {lr} --seed {seed}"
-    rows = _lr_runs(template, (1e-2, 1e-3, 1e-4), (1, 2, 3))
-    save("smallnet_lr", {"command": "pneumocxr " + template, "runs": rows})
+    template = "train --model smallnet --epochs {epochs} --lr {lr} --seed {seed}"
+    rows = _lr_runs(template, ((1e-2, 4), (1e-3, 4), (1e-4, 4)), (1, 2, 3))
+    command = "pneumocxr " + template.format(lr="LR", epochs=4, seed="S")
+    save("smallnet_lr", {"command": command, "runs": rows})
 
 
 def smallnet_lr_quick(_args) -> None:
-    """The same question in the --quick profile (128 px, about 800 images, 3 epochs)."""
-    template = "train --model smallnet --quick --lr {lr} --seed {seed}"
-    rows = _lr_runs(template, (1e-3, 1e-4), (1, 2, 3, 42))
-    save("smallnet_lr_quick", {"command": "pneumocxr " + template, "runs": rows})
+    """The --quick profile (128 px, about 800 images): lr 1e-3 vs 1e-4, 3 vs 8 epochs."""
+    template = "train --model smallnet --quick --epochs {epochs} --lr {lr} --seed {seed}"
+    rows = _lr_runs(template, ((1e-3, 8), (1e-4, 3), (1e-4, 8)), (1, 2, 3, 42))
+    command = "pneumocxr " + template.format(lr="LR", epochs="E", seed="S")
+    save("smallnet_lr_quick", {"command": command, "runs": rows})
 
 
 def _predicted_share(run: Path) -> float:

@@ -180,7 +180,7 @@ def train(
         ),
     ] = None,
     quick: Annotated[
-        bool, typer.Option(help="A few-minute profile: 3 epochs, 128 px, 800 images.")
+        bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
     strict: StrictOpt = False,
 ):

@@ -57,7 +57,7 @@ def _quiet_lightning() -> None:
 
 # Defaults for options left unset; --quick swaps in a profile of a few minutes.
 DEFAULTS = {"epochs": 15, "head_epochs": 5, "image_size": None, "limit": None}
-QUICK = {"epochs": 3, "head_epochs": 2, "image_size": 128, "limit": 800}
+QUICK = {"epochs": 8, "head_epochs": 2, "image_size": 128, "limit": 800}
 
 
 @dataclass
@@ -65,7 +65,7 @@ class TrainConfig:
     data: str = ""
     out: str = "runs"
     model: str = "smallnet"
-    epochs: int | None = None  # 15 (3 with --quick)
+    epochs: int | None = None  # 15 (8 with --quick)
     batch_size: int = 32
     image_size: int | None = None  # the model's default (128 with --quick)
     split: str = "patient"
