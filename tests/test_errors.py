@@ -105,3 +105,11 @@ def test_bad_options_are_reported_without_traceback(small_data, tmp_path):
     assert_clean_error(result, "--unfreeze must be between 0 and 18")
     result = cli("train", "--resume", tmp_path / "nothing", check=False)
     assert_clean_error(result, "not a run folder")
+
+
+def test_library_errors_stay_on_one_line(tmp_path):
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("image,r1,r2\na.jpeg,NORMAL,NORMAL\nb.jpeg,NORMAL,NORMAL,PNEUMONIA,1\n")
+    result = cli("agreement", ratings, check=False)  # pandas' message ends with a newline
+    assert_clean_error(result, "not a readable CSV")
+    assert result.stderr.strip().count("\n") == 0, result.stderr

@@ -455,24 +455,26 @@ def main() -> None:
     try:
         app()
     except PneumoError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(1)
+        _fail(str(err))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except OSError as err:
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
-        typer.echo(f"error: {err.strerror or err}{where}", err=True)
-        sys.exit(1)
+        _fail(f"{err.strerror or err}{where}")
     except Exception as err:  # a bug: one line by default, the traceback on request
         if os.environ.get("PNEUMOCXR_DEBUG"):
             raise
-        typer.echo(
-            f"error: internal error ({type(err).__name__}: {err}); "
-            "set PNEUMOCXR_DEBUG=1 to see the traceback",
-            err=True,
+        _fail(
+            f"internal error ({type(err).__name__}: {err}); "
+            "set PNEUMOCXR_DEBUG=1 to see the traceback"
         )
-        sys.exit(1)
+
+
+def _fail(message: str) -> None:
+    # Messages may quote a library's multi-line text (pandas, pydicom): keep them on one line.
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
