@@ -96,6 +96,13 @@ def test_a_non_radiograph_modality_is_refused(xray, tmp_path):
         read_dicom_gray(path)
 
 
+def test_an_invalid_window_is_a_clear_error(xray, tmp_path):
+    stored = twelve_bit(jpeg_pixels(xray))
+    path = make_dicom(tmp_path / "w.dcm", stored, window=(2048, 0))  # width must be >= 1
+    with pytest.raises(PneumoError, match="cannot decode DICOM pixel data"):
+        read_dicom_gray(path)
+
+
 def test_prediction_on_dicom_matches_the_image(effnet_run, xray, dicoms):
     paths = [xray, dicoms["plain"], dicoms["mono1"], dicoms["rle"], dicoms["lut"]]
     result = cli("predict", "--model", effnet_run, "--json", *paths)

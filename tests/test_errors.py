@@ -113,3 +113,40 @@ def test_library_errors_stay_on_one_line(tmp_path):
     result = cli("agreement", ratings, check=False)  # pandas' message ends with a newline
     assert_clean_error(result, "not a readable CSV")
     assert result.stderr.strip().count("\n") == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--lr", "-0.1", "--lr must be above 0"),
+        ("--finetune-lr", "0", "--finetune-lr must be above 0"),
+        ("--cache-views", "0", "--cache-views must be at least 1"),
+        ("--unfreeze", "some", "--unfreeze must be between 0 and 18"),
+        ("--image-size", "0", "needs images of at least 32 pixels"),
+    ],
+)
+def test_bad_training_numbers(small_data, tmp_path, option, value, message):
+    result = cli(
+        "train", "--data", small_data, "--model", "efficientnet-lite0", option, value,
+        "--out", tmp_path, check=False,
+    )  # fmt: skip
+    assert_clean_error(result, message)
+
+
+def test_a_damaged_model_file(tmp_path):
+    for text, message in (("[1, 2]", "not a pneumocxr model"), (
+        '{"format": "pneumocxr-model/1", "architecture": "smallnet"}', "incomplete or damaged"
+    )):  # fmt: skip
+        (tmp_path / "model.json").write_text(text)
+        image = shared_images("NORMAL", 1)[0]
+        assert_clean_error(cli("predict", "--model", tmp_path, image, check=False), message)
+
+
+def test_an_oversized_image_is_skipped_like_a_corrupt_one(monkeypatch):
+    from PIL import Image
+
+    from pneumocxr.data.decode import decode_all
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 1000-pixel "bomb" limit
+    decoded = decode_all(shared_images("NORMAL", 1), 64)
+    assert decoded.pixels.shape[0] == 0 and "decompression bomb" in decoded.failures[0][1]

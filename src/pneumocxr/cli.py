@@ -107,7 +107,7 @@ def split(
 def preview(
     out: Annotated[Path, typer.Option(help="PNG file for the 4x4 grid.")],
     data: DataOpt = None,
-    image_size: Annotated[int, typer.Option(help="Image size in pixels.")] = 224,
+    image_size: Annotated[int, typer.Option(min=16, help="Image size in pixels.")] = 224,
     seed: SeedOpt = 42,
 ):
     """Write a 4x4 grid of augmented training images."""
@@ -268,7 +268,7 @@ def predict(
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
-    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
     from pneumocxr.pipeline import predict_files

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images, require_both_classes
-from pneumocxr.data.split import SPLITS, make_splits
+from pneumocxr.data.split import SPLITS, make_splits, split_patient_ids
 from pneumocxr.errors import PneumoError
 
 log = logging.getLogger("pneumocxr")
@@ -38,10 +37,7 @@ def subset_patients(table: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     """About `limit` images, whole patients only, stratified by label (for quick runs)."""
     if limit >= len(table):
         return table
-    labels = table.groupby("patient")["label"].first()
-    keep, _ = train_test_split(
-        labels.index.values, train_size=limit / len(table), random_state=seed, stratify=labels
-    )
+    keep, _ = split_patient_ids(table, seed, train_size=limit / len(table))
     return table[table["patient"].isin(set(keep))].reset_index(drop=True)
 
 

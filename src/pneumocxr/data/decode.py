@@ -32,7 +32,13 @@ def read_gray(path) -> Image.Image:
         return _to_gray8(image)
     except FileNotFoundError:
         raise PneumoError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        SyntaxError,
+        ValueError,
+    ) as err:
         raise PneumoError(f"{path}: not a readable image ({_reason(err)})") from None
 
 

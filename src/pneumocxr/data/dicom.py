@@ -64,14 +64,14 @@ def read_dicom_display(path) -> np.ndarray:
     _check_is_image(ds, path)
     try:
         pixels = ds.pixel_array
-    except Exception as err:  # missing decoder plugin, truncated data, ...
+        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
+            pixels = pixels[0]  # a radiograph series: take the first frame
+        if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
+            return _rgb_to_gray(ds, pixels)
+        values = apply_modality_lut(pixels, ds)
+        values = apply_voi_lut(values, ds, prefer_lut=True)
+    except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
         raise PneumoError(f"{path}: cannot decode DICOM pixel data ({err})") from None
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        pixels = pixels[0]  # a radiograph series: take the first frame
-    if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
-        return _rgb_to_gray(ds, pixels)
-    values = apply_modality_lut(pixels, ds)
-    values = apply_voi_lut(values, ds, prefer_lut=True)
     values = np.asarray(values, dtype=np.float64)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         values = values.max() + values.min() - values

@@ -52,17 +52,31 @@ def _split_images(table: pd.DataFrame, size: float, seed: int):
 
 
 def _split_patients(table: pd.DataFrame, size: float, seed: int):
+    keep, held = split_patient_ids(table, seed, test_size=size)
+    held_rows = table.index[table["patient"].isin(set(held))]
+    keep_rows = table.index[table["patient"].isin(set(keep))]
+    return keep_rows, held_rows
+
+
+def split_patient_ids(table: pd.DataFrame, seed: int, **size):
+    """(kept, held-out) patient ids; `size` is train_test_split's test_size or train_size.
+
+    Stratified by each patient's label when every class has patients enough for both sides.
+    """
     # A patient's label is its most frequent image label (in Kaggle data they never mix).
     labels = table.groupby("patient")["label"].agg(lambda s: s.value_counts().index[0])
     if len(labels) < 3:
         raise PneumoError(f"too few patients to split ({len(labels)})")
-    stratify = labels.values if labels.value_counts().min() >= 2 else None
-    keep, held = train_test_split(
-        labels.index.values, test_size=size, random_state=seed, stratify=stratify
-    )
-    held_rows = table.index[table["patient"].isin(set(held))]
-    keep_rows = table.index[table["patient"].isin(set(keep))]
-    return keep_rows, held_rows
+    ids = labels.index.values
+    try:
+        if labels.value_counts().min() >= 2:
+            try:
+                return train_test_split(ids, random_state=seed, stratify=labels.values, **size)
+            except ValueError:
+                pass  # a side too small to hold every class: split without stratifying
+        return train_test_split(ids, random_state=seed, **size)
+    except ValueError as err:
+        raise PneumoError(f"cannot split {len(ids)} patients that way: {err}") from None
 
 
 def split_summary(table: pd.DataFrame) -> dict:

@@ -89,13 +89,13 @@ class PneumoNet(nn.Module):
 
     def first_trainable_stage(self, unfreeze: int | str) -> int:
         """Stage index where training starts: 0 trains all, `backbone_stages` the head only."""
-        if unfreeze == "all":
+        if str(unfreeze).lower() == "all":
             return 0
-        n = int(unfreeze)
+        n = int(unfreeze) if str(unfreeze).isdigit() else -1
         if not 0 <= n <= self.backbone_stages:
             raise PneumoError(
                 f"--unfreeze must be between 0 and {self.backbone_stages} for {self.name} "
-                f"(or 'all'), got {n}"
+                f"(or 'all'), got {unfreeze!r}"
             )
         return self.backbone_stages - n
 
@@ -120,7 +120,7 @@ class PneumoNet(nn.Module):
     @classmethod
     def create(cls, image_size: int | None = None, weights: str = "default") -> PneumoNet:
         """Build the model; `weights` is "default", "none" or a file of backbone weights."""
-        model = cls(image_size or cls.default_image_size)
+        model = cls(cls.default_image_size if image_size is None else image_size)
         if weights != "none" and (cls.pretrained_source or weights != "default"):
             model.load_pretrained(weights)
         return model

@@ -77,17 +77,20 @@ def load_model(path) -> LoadedModel:
     """Load an exported model from its folder, its model.json or its .safetensors file."""
     meta_path = _meta_path(Path(path))
     meta = read_json(meta_path)
-    if meta.get("format") != FORMAT:
-        raise PneumoError(
-            f"{meta_path} is not a pneumocxr model file (format {meta.get('format')!r})"
-        )
-    cls = model_class(meta["architecture"])
-    prep = Preprocessing.from_json(meta["preprocessing"])
-    base = meta["weights"].get("base")
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found != FORMAT:
+        raise PneumoError(f"{meta_path} is not a pneumocxr model file (format {found!r})")
+    try:
+        cls = model_class(meta["architecture"])
+        prep = Preprocessing.from_json(meta["preprocessing"])
+        base = meta["weights"].get("base")
+        weights_file = meta["weights"]["file"]
+    except (KeyError, TypeError, AttributeError) as err:
+        raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
     model = cls.create(prep.image_size, weights="default" if base else "none")
     if base:
         _check_base(model, base)
-    weights_path = meta_path.parent / meta["weights"]["file"]
+    weights_path = meta_path.parent / weights_file
     if not weights_path.is_file():
         raise PneumoError(f"weights file missing next to {meta_path}: {weights_path.name}")
     try:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pneumocxr import __version__
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import write_text
+from pneumocxr.fileio import read_json, write_text
 
 SECTIONS = {  # file in a model's sub-run -> what it shows
     "history": "history.png",
@@ -46,7 +45,7 @@ def _read(path: Path) -> str | None:
 
 
 def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def model_section(sub: Path) -> dict:

@@ -97,9 +97,15 @@ class TrainConfig:
         for key, default in (QUICK if self.quick else DEFAULTS).items():
             if values[key] is None:
                 values[key] = default
-        values["image_size"] = values["image_size"] or cls.default_image_size
-        values["lr"] = values["lr"] or cls.default_lr
-        values["finetune_lr"] = values["finetune_lr"] or values["lr"] / 10
+        if values["image_size"] is None:
+            values["image_size"] = cls.default_image_size
+        for name in ("lr", "finetune_lr"):
+            if values[name] is not None and values[name] <= 0:
+                raise PneumoError(f"--{name.replace('_', '-')} must be above 0")
+        if values["lr"] is None:
+            values["lr"] = cls.default_lr
+        if values["finetune_lr"] is None:
+            values["finetune_lr"] = values["lr"] / 10
         pretrained = cls.pretrained_source is not None and self.weights != "none"
         if values["unfreeze"] is None:
             values["unfreeze"] = cls.default_unfreeze if pretrained else "all"
@@ -107,7 +113,7 @@ class TrainConfig:
             raise PneumoError(
                 f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}"
             )
-        for name in ("epochs", "batch_size", "head_epochs"):
+        for name in ("epochs", "batch_size", "head_epochs", "cache_views"):
             if values[name] < 1:
                 raise PneumoError(f"--{name.replace('_', '-')} must be at least 1")
         return TrainConfig(**values)
