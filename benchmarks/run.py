@@ -79,10 +79,10 @@ def run_summary(run: Path) -> dict:
 
     history = pd.read_csv(run / "history.csv")
     meta = json.loads((run / "model.json").read_text())
-    best = history.loc[history["val_loss"].idxmin()]
+    best = history.set_index("epoch").loc[meta["training"]["best_epoch"]]
     return {
         "epochs_run": int(len(history)),
-        "best_epoch": int(best["epoch"]),
+        "best_epoch": int(best.name),
         "best_epoch_val": {
             k: float(best[f"val_{k}"]) for k in ("loss", "accuracy", "auc", "recall", "precision")
         },

@@ -132,3 +132,19 @@ def test_transfer_run_fine_tunes_after_the_head(effnet_run):
     assert (effnet_run / "model.safetensors").stat().st_size < 8_000_000
     loaded = load_model(effnet_run)
     assert loaded.model.training is False
+
+
+def test_the_exported_epoch_is_the_best_of_the_last_phase():
+    import pandas as pd
+
+    from pneumocxr.training.history import exported_epoch
+
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5],
+            "phase": ["head", "head", "finetune", "finetune", "finetune"],
+            "val_loss": [0.30, 0.10, 0.25, 0.20, 0.22],  # head epoch 2 is lower overall
+        }
+    )
+    assert exported_epoch(history) == 4
+    assert exported_epoch(history.iloc[:0]) is None

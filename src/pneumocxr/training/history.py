@@ -95,3 +95,12 @@ def plot_history(history: pd.DataFrame):
                 ax.axvline(history["epoch"].iloc[i] - 0.5, color="grey", ls="--", lw=1)
     fig.tight_layout()
     return fig
+
+
+def exported_epoch(history: pd.DataFrame) -> int | None:
+    """The epoch whose weights were kept: each phase restores its own lowest validation loss,
+    so the exported model is the best epoch of the last phase."""
+    if not len(history):
+        return None
+    last = history[history["phase"] == history["phase"].iloc[-1]]
+    return int(last.loc[last["val_loss"].idxmin(), "epoch"])

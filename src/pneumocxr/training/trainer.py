@@ -32,7 +32,7 @@ from pneumocxr.models.registry import build_model, model_class
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.training import rundir
 from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature_bytes
-from pneumocxr.training.history import HistoryCallback, read_history
+from pneumocxr.training.history import HistoryCallback, exported_epoch, read_history
 from pneumocxr.training.module import Classifier
 from pneumocxr.training.threshold import youden_threshold
 
@@ -367,9 +367,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path)
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
             "epochs_run": int(len(history)),
-            "best_epoch": int(history.loc[history["val_loss"].idxmin(), "epoch"])
-            if len(history)
-            else None,
+            "best_epoch": exported_epoch(history),
             "validation": val_metrics,
         },
     }
