@@ -157,3 +157,9 @@ def test_compare_two_models(smallnet_run, effnet_run, holdout, tmp_path):
     assert len(table) == 2 and {t["n"] for t in table} == {80}
     assert "| smallnet" in result.stdout and "| efficientnet-lite0" in result.stdout
     assert (tmp_path / "comparison.md").read_text().count("\n") == 4
+
+
+def test_compare_keeps_models_of_the_same_name_apart(smallnet_run, holdout, tmp_path):
+    cli("compare", smallnet_run, smallnet_run, "--data", holdout, "--out", tmp_path)
+    rows = (tmp_path / "comparison.md").read_text().splitlines()[2:]
+    assert len(rows) == 2 and rows[0].split("|")[1] != rows[1].split("|")[1]

@@ -52,3 +52,13 @@ def test_gradcam_command_writes_images_and_a_panel(effnet_run, tmp_path):
     assert panel.width > 2.5 * single.width  # three side by side, not four
     colours = np.asarray(single.convert("RGB"))
     assert colours.std(axis=2).mean() > 10  # coloured heatmap, not a gray image
+
+
+def test_images_with_the_same_name_get_their_own_heatmap(smallnet_run, tmp_path):
+    source = shared_images("NORMAL", 1, 70)[0]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpeg").symlink_to(source)
+    out = tmp_path / "out"
+    cli("gradcam", smallnet_run, tmp_path / "a" / "x.jpeg", tmp_path / "b" / "x.jpeg", "--out", out)
+    assert sorted(p.name for p in out.glob("x*.png")) == ["x_2_gradcam.png", "x_gradcam.png"]

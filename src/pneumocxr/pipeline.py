@@ -177,10 +177,23 @@ def compare_models(models, out, data=None, split=None, threshold=None):
 
     loaded = [resolve_model(m) for m in models]
     images = labelled_images(data, split, loaded[0].path)
+    names = [_name(m) for m in loaded]
+    names = [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
     evaluations = [
-        evaluate_model(m, images, choose_threshold(threshold, m), _name(m)) for m in loaded
+        evaluate_model(m, images, choose_threshold(threshold, m), name)
+        for m, name in zip(loaded, _numbered(names))
     ]
     return write_comparison(evaluations, out)
+
+
+def _numbered(names: list[str], separator: str = " #") -> list[str]:
+    """Make repeated names distinct (the table and the ROC plot are keyed by name)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}{separator}{seen[name]}")
+    return out
 
 
 def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
@@ -193,8 +206,9 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
     out = ensure_dir(out)
     explanations = explain_images(loaded, images, choose_threshold(threshold, loaded))
     written = []
-    for e in explanations:
-        written.append(save_figure(explanation_figure(e), out / f"{Path(e.path).stem}_gradcam.png"))
+    stems = _numbered([Path(e.path).stem for e in explanations], "_")  # a/x.png and b/x.jpeg
+    for e, stem in zip(explanations, stems):
+        written.append(save_figure(explanation_figure(e), out / f"{stem}_gradcam.png"))
     panel = panel_figure(explanations, f"Grad-CAM: {_name(loaded)}")
     written.append(save_figure(panel, out / "panel.png"))
     return written
