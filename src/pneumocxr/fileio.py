@@ -40,12 +40,6 @@ def write_text(path, text: str) -> Path:
     return Path(path)
 
 
-def write_bytes(path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
 def write_json(path, obj) -> Path:
     """Strict JSON: NaN and infinities (e.g. an AUC with one class) become null."""
     text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
@@ -77,11 +71,13 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     """Save a matplotlib figure atomically and close it."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(
-            tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png"
-        )
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(
+                tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png"
+            )
+    finally:
+        plt.close(fig)  # also when saving fails: figures otherwise pile up in pyplot
     return Path(path)
 
 

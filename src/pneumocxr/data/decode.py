@@ -2,7 +2,7 @@
 
 Every X-ray becomes one grayscale channel: the Kaggle JPEGs are gray replicated into RGB, so
 nothing is lost, and the cache is a third of the RGB size. Models that want three channels get
-the gray plane repeated at batch time (see `transforms.to_model_input`).
+the gray plane repeated at batch time (see `datamodule.prepare_batch`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pneumocxr.data.dicom import is_dicom, read_dicom_gray
+from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.errors import PneumoError
 
 Image.MAX_IMAGE_PIXELS = 20000 * 20000  # full-size radiographs are large, bombs are larger
@@ -25,7 +26,7 @@ Image.MAX_IMAGE_PIXELS = 20000 * 20000  # full-size radiographs are large, bombs
 def read_gray(path) -> Image.Image:
     """Open any supported file (JPEG, PNG, DICOM) as an 8-bit grayscale PIL image."""
     path = Path(path)
-    if path.suffix.lower() in (".dcm", ".dicom") or is_dicom(path):
+    if path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path):
         return Image.fromarray(read_dicom_gray(path))
     try:
         image = Image.open(path)
@@ -59,7 +60,7 @@ class DecodedImages:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def decode_all(paths, size: int, workers: int | None = None) -> DecodedImages:
+def decode_all(paths, size: int) -> DecodedImages:
     """Decode many files in parallel threads (PIL releases the GIL while decoding)."""
     paths = [str(p) for p in paths]
     pixels = torch.zeros((len(paths), 1, size, size), dtype=torch.uint8)
@@ -73,7 +74,7 @@ def decode_all(paths, size: int, workers: int | None = None) -> DecodedImages:
         except PneumoError as err:
             failures.append((paths[i], str(err)))
 
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(work, range(len(paths))))
     failures.sort()
     return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures)

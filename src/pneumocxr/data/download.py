@@ -16,7 +16,7 @@ DEFAULT_DEST = Path("data")
 ENV_VAR = "PNEUMOCXR_DATA"
 
 
-def resolve_data(data=None, download_if_missing: bool = True) -> Path:
+def resolve_data(data=None) -> Path:
     """--data, then $PNEUMOCXR_DATA, then ./data/chest_xray, else download to ./data."""
     if data:
         return Path(data)
@@ -25,8 +25,6 @@ def resolve_data(data=None, download_if_missing: bool = True) -> Path:
     local = DEFAULT_DEST / "chest_xray"
     if local.is_dir():
         return local
-    if not download_if_missing:
-        raise PneumoError(f"no data: pass --data DIR, set ${ENV_VAR}, or put it in {local}")
     log.info("no --data, $%s or %s: downloading the Kaggle dataset", ENV_VAR, local)
     return download(DEFAULT_DEST)
 

@@ -39,18 +39,18 @@ def parse_patient(filename: str) -> tuple[str, str]:
     return stem, ""
 
 
-def index_images(root, *, dicom: bool = True) -> pd.DataFrame:
+def index_images(root) -> pd.DataFrame:
     """Index every image under `root` (searched recursively) that sits in a class folder."""
     root = Path(root)
     if not root.exists():
         raise PneumoError(f"data folder not found: {root}")
     if not root.is_dir():
         raise PneumoError(f"data path is not a folder: {root}")
-    suffixes = IMAGE_SUFFIXES + (DICOM_SUFFIXES if dicom else ())
+    suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
     rows = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIPPED_DIRS)
-        label = _label_for(Path(dirpath), root)
+        label = folder_label(Path(dirpath), root)
         if label is None:
             continue
         for name in sorted(filenames):
@@ -83,10 +83,11 @@ def class_counts(table: pd.DataFrame) -> dict[str, int]:
     return {c: int(counts.get(c, 0)) for c in CLASS_NAMES}
 
 
-def _label_for(folder: Path, root: Path) -> str | None:
+def folder_label(folder: Path, root: Path | None = None) -> str | None:
     """The class of the nearest ancestor of `folder` (up to `root`) named after a class."""
     names = {c.lower(): c for c in CLASS_NAMES}
-    for part in reversed(folder.relative_to(root).parts or (folder.name,)):
+    parts = folder.parts if root is None else folder.relative_to(root).parts
+    for part in reversed(parts or (folder.name,)):
         if part.lower() in names:
             return names[part.lower()]
     return None

@@ -10,6 +10,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
+from pneumocxr.data.index import class_counts  # noqa: E402
 from pneumocxr.data.split import SPLITS  # noqa: E402
 from pneumocxr.data.transforms import Augment, to_unit  # noqa: E402
 
@@ -21,8 +22,7 @@ def distribution_figure(table: pd.DataFrame):
     splits = [s for s in SPLITS if (table["split"] == s).any()]
     fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3.6), squeeze=False)
     for ax, split in zip(axes[0], splits):
-        counts = table.loc[table["split"] == split, "label"].value_counts()
-        values = [int(counts.get(c, 0)) for c in CLASS_NAMES]
+        values = list(class_counts(table[table["split"] == split]).values())
         bars = ax.bar(CLASS_NAMES, values, color=[CLASS_COLORS[c] for c in CLASS_NAMES])
         ax.bar_label(bars)
         ax.set_title(f"{split} ({sum(values)} images)")

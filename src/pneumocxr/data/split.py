@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from pneumocxr.data.index import class_counts
 from pneumocxr.errors import PneumoError
 
 SPLITS = ("train", "val", "test")
@@ -84,11 +85,9 @@ def split_summary(table: pd.DataFrame) -> dict:
     summary = {}
     for split in SPLITS:
         part = table[table["split"] == split]
-        counts = part["label"].value_counts()
         summary[split] = {
             "images": int(len(part)),
             "patients": int(part["patient"].nunique()),
-            "NORMAL": int(counts.get("NORMAL", 0)),
-            "PNEUMONIA": int(counts.get("PNEUMONIA", 0)),
+            **class_counts(part),
         }
     return summary

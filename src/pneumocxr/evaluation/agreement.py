@@ -15,6 +15,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from pneumocxr.errors import PneumoError
+from pneumocxr.evaluation.metrics import percentile_interval
 
 IMAGE_COLUMNS = ("image", "path", "file", "filename")
 _CODES = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
@@ -86,13 +87,6 @@ def _fleiss_binary(matrix: np.ndarray) -> np.ndarray:
         return (per_image.mean(axis=-1) - chance) / (1 - chance)
 
 
-def _interval(values: np.ndarray) -> list[float]:
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return [float("nan"), float("nan")]
-    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
-
-
 def agreement(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
     """Cohen's kappa for every pair of raters and Fleiss' kappa for all, with 95% CIs."""
     raters = [c for c in ratings.columns if c != "image"]
@@ -110,7 +104,7 @@ def agreement(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
                 "raters": [a, b],
                 "n": len(both),
                 "kappa": cohen(both[:, 0], both[:, 1]),
-                "kappa_ci": _interval(_cohen_binary(both[pick, 0], both[pick, 1])),
+                "kappa_ci": percentile_interval(_cohen_binary(both[pick, 0], both[pick, 1])),
                 "percent_agreement": float((both[:, 0] == both[:, 1]).mean()),
             }
         )
@@ -125,7 +119,7 @@ def agreement(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
         result["fleiss"] = {
             "n": len(complete),
             "kappa": fleiss(complete),
-            "kappa_ci": _interval(_fleiss_binary(complete[pick])),
+            "kappa_ci": percentile_interval(_fleiss_binary(complete[pick])),
         }
     return result
 

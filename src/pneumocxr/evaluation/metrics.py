@@ -73,13 +73,16 @@ def bootstrap_ci(
             samples["specificity"].append(hit[y == 0].mean())
         if 0 < y.sum() < n:
             samples["auc"].append(roc_auc_score(y, p))
+    return {name: percentile_interval(np.asarray(v), level) for name, v in samples.items()}
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
+    """The central `level` share of bootstrap replicates (undefined ones left out)."""
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return [float("nan"), float("nan")]
     tail = (1 - level) / 2 * 100
-    return {
-        name: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
-        if v
-        else [float("nan"), float("nan")]
-        for name, v in samples.items()
-    }
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
 def evaluate_predictions(labels, probs, threshold: float = 0.5, n_boot: int = 1000) -> dict:

@@ -18,9 +18,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 
+from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.datamodule import prepare_batch  # noqa: E402
 from pneumocxr.data.decode import load_image  # noqa: E402
-from pneumocxr.data.index import CLASS_NAMES  # noqa: E402
+from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
 
@@ -60,16 +61,11 @@ def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[E
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)
     heatmaps = gradcam_heatmaps(loaded.model, inputs.requires_grad_(True), signs)
     return [
-        Explanation(str(p), img, heat, float(prob), CLASS_NAMES[int(pos)], true_label(p))
+        Explanation(
+            str(p), img, heat, float(prob), CLASS_NAMES[int(pos)], folder_label(Path(p).parent)
+        )
         for p, img, heat, prob, pos in zip(paths, images, heatmaps, probs, predicted_pneumonia)
     ]
-
-
-def true_label(path) -> str | None:
-    for part in reversed(Path(path).parts[:-1]):
-        if part.upper() in CLASS_NAMES:
-            return part.upper()
-    return None
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -87,9 +87,9 @@ def load_model(path) -> LoadedModel:
         weights_file = meta["weights"]["file"]
     except (KeyError, TypeError, AttributeError) as err:
         raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
-    model = cls.create(prep.image_size, weights="default" if base else "none")
     if base:
-        _check_base(model, base)
+        _check_base(cls, base)  # before loading it, so a changed file fails with this message
+    model = cls.create(prep.image_size, weights="default" if base else "none")
     weights_path = meta_path.parent / weights_file
     if not weights_path.is_file():
         raise PneumoError(f"weights file missing next to {meta_path}: {weights_path.name}")
@@ -143,8 +143,10 @@ def _packaged_base(model: PneumoNet) -> dict | None:
     return {"tensors": read_state_dict(path), "file": Path(path).name, "sha256": sha256(path)}
 
 
-def _check_base(model: PneumoNet, base: dict) -> None:
-    path = model.packaged_path()
+def _check_base(cls: type[PneumoNet], base: dict) -> None:
+    if not getattr(cls, "packaged_weights", False):
+        raise PneumoError(f"{cls.name} has no packaged weights to start from ({base['file']})")
+    path = cls.packaged_path()
     if sha256(path) != base["sha256"]:
         raise PneumoError(
             f"this model was trained from {base['file']} with SHA-256 {base['sha256'][:12]}..., "

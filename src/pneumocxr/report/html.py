@@ -21,7 +21,6 @@ SECTIONS = {  # file in a model's sub-run -> what it shows
     "summary": "summary.txt",
     "report": "evaluation/report.txt",
     "confusion": "evaluation/confusion_matrix.png",
-    "roc": "evaluation/roc.png",
     "calibration": "evaluation/calibration.png",
     "gradcam": "gradcam/panel.png",
 }
@@ -54,7 +53,6 @@ def model_section(sub: Path) -> dict:
         "name": sub.name,
         "config": config,
         "meta": meta,
-        "metrics": _json(sub / "evaluation" / "metrics.json"),
     }
     for key, rel in SECTIONS.items():
         path = sub / rel
@@ -77,8 +75,8 @@ def build_report(run_dir) -> str:
         run=run_dir.name,
         created=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         version=__version__,
-        images=(models[0]["config"] or {}).get("images", {}),
-        data=(models[0]["config"] or {}).get("data", ""),
+        images=models[0]["config"].get("images", {}),
+        data=models[0]["config"].get("data", ""),
         distribution=data_uri(run_dir / "distribution.png"),
         preview=data_uri(run_dir / "preview.png"),
         roc_comparison=data_uri(run_dir / "comparison" / "roc_comparison.png"),
