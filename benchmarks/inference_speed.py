@@ -13,7 +13,7 @@ import time
 import torch
 
 from pneumocxr._malloc import tune_malloc
-from pneumocxr.data.datamodule import prepare_batch
+from pneumocxr.data.transforms import prepare_batch
 from pneumocxr.models.registry import build_model
 
 

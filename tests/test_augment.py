@@ -7,9 +7,10 @@ import torch
 from PIL import Image
 
 from conftest import cli
+from pneumocxr.data.augment import Augment
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import load_dataset
-from pneumocxr.data.transforms import Augment, to_unit
+from pneumocxr.data.transforms import to_unit
 from pneumocxr.models.base import Preprocessing
 
 

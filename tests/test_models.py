@@ -10,7 +10,7 @@ import torch
 
 from conftest import cli
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0, packaged_weights_path
+from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0
 from pneumocxr.models.registry import MODELS, build_model
 from pneumocxr.models.smallnet import SmallNet
 from pneumocxr.models.summary import parameter_counts, summary_text
@@ -121,9 +121,13 @@ def test_offline_vgg16_download_fails_clearly(tmp_path, small_data):
     assert "--weights" in lines[0]
 
 
-def test_efficientnet_loads_the_packaged_weights():
-    model = EfficientNetLite0.create(224)
-    reference = torch.load(packaged_weights_path(), map_location="cpu", weights_only=True)
+LITE = ["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]
+
+
+@pytest.mark.parametrize("name", LITE)
+def test_efficientnet_loads_the_packaged_weights(name):
+    model = build_model(name)
+    reference = torch.load(model.packaged_path(), map_location="cpu", weights_only=True)
     own = model.state_dict()
     backbone = [k for k in own if not k.startswith("head.")]
     assert set(backbone) == set(reference) - {"_fc.weight", "_fc.bias"}
@@ -131,13 +135,15 @@ def test_efficientnet_loads_the_packaged_weights():
         assert torch.equal(own[key], reference[key]), key
 
 
-def test_efficientnet_matches_the_reference_implementation():
+@pytest.mark.parametrize("name", LITE)
+def test_efficientnet_matches_the_reference_implementation(name):
     efficientnet_lite_pytorch = pytest.importorskip("efficientnet_lite_pytorch")
+    ours = build_model(name).eval()
     reference = efficientnet_lite_pytorch.EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=packaged_weights_path()
+        name, weights_path=ours.packaged_path()
     ).eval()
-    ours = EfficientNetLite0.create(224).eval()
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    size = ours.image_size
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = reference.extract_features(x).mean(dim=(2, 3))
         got = ours.run_stages(x, 0, ours.backbone_stages)  # the backbone ends with pooling

@@ -13,7 +13,8 @@ from conftest import cli, train_quick
 from pneumocxr.data.dataset import load_dataset
 from pneumocxr.evaluation.inference import predict_paths
 from pneumocxr.models.io import load_model
-from pneumocxr.training.trainer import TrainConfig, predict_pixels, train
+from pneumocxr.models.predict import predict_pixels
+from pneumocxr.training.trainer import TrainConfig, train
 
 RUN_FILES = [
     "config.json",

@@ -10,17 +10,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from pneumocxr.data.transforms import Augment, normalise, to_unit
-from pneumocxr.models.base import Preprocessing
-
-
-def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> torch.Tensor:
-    """uint8 cache batch -> augmented (optionally), normalised, channels-last model input."""
-    images = to_unit(images)
-    if augment is not None:
-        images = augment(images)
-    images = normalise(images, prep.mean, prep.std, prep.channels)
-    return images.contiguous(memory_format=torch.channels_last)
+from pneumocxr.data.augment import Augment
+from pneumocxr.data.preprocessing import Preprocessing
+from pneumocxr.data.transforms import prepare_batch
 
 
 class EpochShuffle(Sampler):

@@ -2,7 +2,7 @@
 
 Every X-ray becomes one grayscale channel: the Kaggle JPEGs are gray replicated into RGB, so
 nothing is lost, and the cache is a third of the RGB size. Models that want three channels get
-the gray plane repeated at batch time (see `datamodule.prepare_batch`).
+the gray plane repeated at batch time (see `transforms.prepare_batch`).
 """
 
 from __future__ import annotations

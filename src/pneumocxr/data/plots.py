@@ -10,9 +10,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
+from pneumocxr.data.augment import Augment  # noqa: E402
 from pneumocxr.data.index import class_counts  # noqa: E402
 from pneumocxr.data.split import SPLITS  # noqa: E402
-from pneumocxr.data.transforms import Augment, to_unit  # noqa: E402
+from pneumocxr.data.transforms import to_unit  # noqa: E402
 
 CLASS_COLORS = {"NORMAL": "#4c78a8", "PNEUMONIA": "#e45756"}
 

@@ -1,30 +1,13 @@
-"""Batch-level transforms: uint8 cache -> model input, and the tutorial's augmentation."""
+"""Batch-level transforms from the uint8 cache to model input (torch only, no augmentation
+library, so that prediction starts fast)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import kornia.augmentation as K
 import torch
-from torch import nn
 
-
-class Augment(nn.Module):
-    """The tutorial's ImageDataGenerator: rotation within +/-5 degrees, shifts within +/-10%.
-
-    Applied per batch on [0,1] images. Edges are filled with the nearest pixel, as Keras'
-    default `fill_mode="nearest"` does. Randomness comes from torch's global generator, so
-    `seed_everything` / `torch.manual_seed` makes it reproducible.
-    """
-
-    def __init__(self, degrees: float = 5.0, shift: float = 0.1):
-        super().__init__()
-        self.affine = K.RandomAffine(
-            degrees=degrees, translate=(shift, shift), padding_mode="border", p=1.0
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.affine(images)
+from pneumocxr.data.preprocessing import Preprocessing
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -41,3 +24,12 @@ def normalise(
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     return (images - mean_t) / std_t
+
+
+def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> torch.Tensor:
+    """uint8 cache batch -> augmented (optionally), normalised, channels-last model input."""
+    images = to_unit(images)
+    if augment is not None:
+        images = augment(images)
+    images = normalise(images, prep.mean, prep.std, prep.channels)
+    return images.contiguous(memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
-from pneumocxr.training.trainer import predict_pixels
+from pneumocxr.models.predict import predict_pixels
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
 

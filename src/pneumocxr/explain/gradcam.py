@@ -19,9 +19,9 @@ import torch  # noqa: E402
 from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.datamodule import prepare_batch  # noqa: E402
 from pneumocxr.data.decode import load_image  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
+from pneumocxr.data.transforms import prepare_batch  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
 

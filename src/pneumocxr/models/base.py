@@ -7,39 +7,17 @@ written once against this interface instead of once per architecture.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from pneumocxr.data.preprocessing import (  # noqa: F401 (re-exported for models)
+    IMAGENET_NORMALISATION,
+    NO_NORMALISATION,
+    Preprocessing,
+)
 from pneumocxr.errors import PneumoError
-
-NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How pixels must be prepared for a model; stored in model.json and applied by predict."""
-
-    image_size: int
-    channels: int = 3
-    mean: tuple[float, ...] = NO_NORMALISATION[0]
-    std: tuple[float, ...] = NO_NORMALISATION[1]
-    resize: str = "squash, bilinear"  # Keras' target_size: no crop, aspect not kept
-    color: str = "grayscale replicated to the model's channels"
-    scale: str = "pixel / 255"
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> Preprocessing:
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["mean"] = tuple(fields.get("mean", NO_NORMALISATION[0]))
-        fields["std"] = tuple(fields.get("std", NO_NORMALISATION[1]))
-        return cls(**fields)
 
 
 class PneumoNet(nn.Module):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.base import PneumoNet
 from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0
+from pneumocxr.models.efficientnet_lite1 import EfficientNetLite1
+from pneumocxr.models.efficientnet_lite2 import EfficientNetLite2
 from pneumocxr.models.smallnet import SmallNet
 from pneumocxr.models.vgg16 import VGG16
 
@@ -12,6 +14,8 @@ MODELS: dict[str, type[PneumoNet]] = {
     SmallNet.name: SmallNet,
     VGG16.name: VGG16,
     EfficientNetLite0.name: EfficientNetLite0,
+    EfficientNetLite1.name: EfficientNetLite1,
+    EfficientNetLite2.name: EfficientNetLite2,
 }
 
 

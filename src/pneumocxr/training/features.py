@@ -17,8 +17,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from pneumocxr.data.datamodule import loader, prepare_batch
-from pneumocxr.data.transforms import Augment
+from pneumocxr.data.augment import Augment
+from pneumocxr.data.datamodule import loader
+from pneumocxr.data.transforms import prepare_batch
 from pneumocxr.models.base import PneumoNet
 
 

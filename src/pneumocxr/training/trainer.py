@@ -21,13 +21,14 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from pneumocxr import __version__
-from pneumocxr.data.datamodule import ImageDataModule, prepare_batch
+from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import Dataset, load_dataset
 from pneumocxr.data.split import split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
 from pneumocxr.models.base import PneumoNet
 from pneumocxr.models.io import save_model
+from pneumocxr.models.predict import predict_pixels
 from pneumocxr.models.registry import build_model, model_class
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.training import rundir
@@ -335,18 +336,6 @@ def _class_weights(dataset: Dataset, mode: str) -> tuple[float, float]:
     labels = dataset.labels[dataset.split_index()["train"]]
     n, pos = len(labels), float(labels.sum())
     return (n / (2 * (n - pos)), n / (2 * pos))
-
-
-@torch.no_grad()
-def predict_pixels(model: PneumoNet, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """P(pneumonia) for cached uint8 images, exactly as `predict` computes it for files."""
-    model.eval()
-    prep = model.preprocessing()
-    out = []
-    for start in range(0, len(pixels), batch_size):
-        batch = prepare_batch(pixels[start : start + batch_size], prep)
-        out.append(torch.sigmoid(model(batch).squeeze(1)))
-    return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path) -> TrainResult:

