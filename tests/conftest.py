@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "chest_xray").resolve()
 TRAIN = DATA / "train"
+EXTERNAL = (ROOT / ".." / "shared" / "data" / "external").resolve()
 
 
 def pytest_sessionstart(session):

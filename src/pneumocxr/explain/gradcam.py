@@ -22,6 +22,7 @@ from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.decode import load_image  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
+from pneumocxr.models.ensemble import Ensemble  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
 
@@ -36,8 +37,20 @@ class Explanation:
 
 
 def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of the chosen class for each input, upsampled to the input size, in [0, 1]."""
+    """Grad-CAM of the chosen class for each input, upsampled to the input size, in [0, 1].
+
+    An ensemble's heatmap is the mean of its members' (each for the ensemble's decision)."""
     model.eval()
+    if isinstance(model, Ensemble):
+        size = inputs.shape[-2:]
+        maps = []
+        for member in model.members:
+            member_inputs = model.member_input(member, inputs.detach()).requires_grad_(True)
+            heat = torch.from_numpy(gradcam_heatmaps(member, member_inputs, signs))[:, None]
+            maps.append(torch.nn.functional.interpolate(heat, size=size, mode="bilinear"))
+        mean = torch.stack(maps).mean(dim=0)[:, 0]
+        peak = mean.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
+        return (mean / peak).numpy()
 
     def score(x):
         return model(x) * signs.view(-1, 1)
