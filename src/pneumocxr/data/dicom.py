@@ -63,10 +63,12 @@ def read_dicom_display(source, where: str | None = None, max_pixels: int | None 
         where = f"{source}: "
     try:
         ds = pydicom.dcmread(source)
+        _check_is_image(ds, where)  # elements are parsed when first read: these may fail too
+        _check_size(ds, where, max_pixels)
+    except PneumoError:
+        raise
     except Exception as err:  # pydicom raises many types for a broken file
         raise PneumoError(f"{where}not a readable DICOM file ({_first_line(err)})") from None
-    _check_is_image(ds, where)
-    _check_size(ds, where, max_pixels)
     try:
         pixels = ds.pixel_array
         if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:

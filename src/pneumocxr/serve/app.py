@@ -71,9 +71,6 @@ class Problem(BaseModel):
 def create_app(service: Service, limits: Limits | None = None):
     limits = limits or Limits()
     batcher = MicroBatcher(service.run_batch, limits.max_batch, limits.batch_wait_s)
-    decode_slots = asyncio.Semaphore(limits.decode_slots)
-    card = model_card(service.loaded, service.name, service.threshold)
-    megabytes = f"{limits.max_upload_bytes / 2**20:g} MB"
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -95,21 +92,26 @@ def create_app(service: Service, limits: Limits | None = None):
     async def page():
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
+    card = model_card(service.loaded, service.name, service.threshold)
+
     @app.get("/api/health", summary="Is the server up")
     async def health() -> dict:
         stats = batcher.stats
-        return {
-            "status": "ok",
-            "model": service.name,
-            "batches": stats.batches,
-            "images": stats.items,
-            "largest_batch": stats.largest,
-        }
+        return {"status": "ok", "model": service.name, "batches": stats.batches,
+                "images": stats.items, "largest_batch": stats.largest}  # fmt: skip
 
     @app.get("/api/model", summary="The model's name, threshold and validation figures")
     async def model() -> dict:
         return card
 
+    _add_predict(app, service, batcher, limits)
+    _add_error_handlers(app, _megabytes(limits.max_upload_bytes))
+    return app
+
+
+def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -> None:
+    decode_slots = asyncio.Semaphore(limits.decode_slots)
+    megabytes = _megabytes(limits.max_upload_bytes)
     errors = {
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
@@ -146,8 +148,9 @@ def create_app(service: Service, limits: Limits | None = None):
             result.gradcam_png, result.image_png = pictures
         return result
 
-    _add_error_handlers(app, megabytes)
-    return app
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:g} MB"
 
 
 def _decode(service: Service, data: bytes, filename: str | None, gradcam: bool):
@@ -203,7 +206,7 @@ class Guard:
             return await self.app(scope, receive, send)
         api = scope["path"].startswith("/api/")
         if api and _content_length(scope) > self.max_body:
-            megabytes = f"{(self.max_body - MULTIPART_SLACK) / 2**20:g} MB"
+            megabytes = _megabytes(self.max_body - MULTIPART_SLACK)
             response = _problem(413, f"upload too large: the limit is {megabytes}")
             response.headers["connection"] = "close"
             return await response(scope, receive, send)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import socket
+import sys
 import tempfile
+import warnings
 
 from pneumocxr.errors import PneumoError
 
@@ -23,6 +26,12 @@ def serve(
     max_batch: int = 16,
 ) -> None:
     sock = bind(host, port)  # first: a busy port fails before anything loads
+    _quiet_dicom_warnings()
+    if "torch" not in sys.modules:
+        # OpenMP threads that spin while they wait stall the model for whole time slices when
+        # other threads (decoding, PNGs, HTTP) or processes want the cores; sleeping ones do not
+        # (docs/SERVING.md#speed).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     import uvicorn
 
@@ -50,6 +59,16 @@ def serve(
             tempfile.tempdir = None
             sock.close()
             signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_dicom_warnings() -> None:
+    """pydicom's warnings about invalid values quote the values (names and IDs among them, or
+    whatever a broken length lets them run into); a server's log must not hold them."""
+    import pydicom
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", module="pydicom")
 
 
 def _exit(_signum, _frame):

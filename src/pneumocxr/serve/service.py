@@ -28,7 +28,7 @@ from pneumocxr.evaluation.inference import (
 from pneumocxr.explain.gradcam import explain_pixels, overlay
 from pneumocxr.models.io import LoadedModel
 
-DISPLAY_SIZE = 512  # longest side of the pictures sent back (the model sees far fewer pixels)
+DISPLAY_SIZE = 384  # longest side of the pictures sent back (the model sees 224 or so)
 
 
 @dataclass
@@ -95,5 +95,5 @@ class Service:
 
 def _png(pixels: np.ndarray) -> str:
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=3)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)  # X-rays hardly compress
     return base64.b64encode(buffer.getvalue()).decode("ascii")
