@@ -316,11 +316,14 @@ def test_nothing_is_written_outside_the_private_temp_folder(client, server, xray
     assert sorted(p.name for p in server.home.iterdir()) == ["server.log", "tmp"]
 
 
-def test_serve_refuses_a_busy_port(server):
+def test_serve_refuses_a_busy_port_and_a_missing_model(server, tmp_path):
     port = server.base.rsplit(":", 1)[1]
     result = cli("serve", "--port", port, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: cannot listen on 127.0.0.1:" + port)
+    result = cli("serve", "--port", 0, "--model", tmp_path / "nothing", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model not found")
 
 
 # -- the load test -----------------------------------------------------------------------------
@@ -384,6 +387,7 @@ def test_page_in_chromium(server, client, xray, tmp_path):
             page.goto(server.base + "/")
             page.wait_for_selector("#model-name strong")
             model_text = page.text_content("#model")
+            notice = page.text_content(".notice")
             focused = _tab_to(page, "files")
             page.set_input_files("#files", str(xray))
             page.wait_for_selector(".result .label", timeout=30_000)
@@ -404,6 +408,9 @@ def test_page_in_chromium(server, client, xray, tmp_path):
             page.set_viewport_size({"width": 390, "height": 844})
             fits_phone = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
             page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+            page.goto(server.base + "/docs")  # Swagger UI, from the package too
+            page.locator(".opblock-summary-path").first.wait_for(timeout=20_000)
+            operations = page.locator(".opblock-summary-path").all_text_contents()
             if os.environ.get("PNEUMOCXR_KEEP_SCREENSHOTS"):  # to look at them
                 keep = Path(os.environ["PNEUMOCXR_KEEP_SCREENSHOTS"])
                 page.screenshot(path=str(keep / "phone.png"), full_page=True)
@@ -412,6 +419,7 @@ def test_page_in_chromium(server, client, xray, tmp_path):
         finally:
             browser.close()
     assert focused, "the file chooser cannot be reached with the Tab key"
+    assert "Not a medical device" in notice
     assert label == expected["label"] and float(shown_p) == pytest.approx(
         expected["p_pneumonia"], abs=1e-3
     )
@@ -419,6 +427,7 @@ def test_page_in_chromium(server, client, xray, tmp_path):
     assert "default (efficientnet-lite0)" in model_text and "not measured" in model_text
     assert "0.9987" in model_text  # internal validation AUC from model.json
     assert all(u.startswith(server.base) or u.startswith("data:") for u in requested), requested
+    assert {"/api/predict", "/api/health", "/api/model"} <= {x.strip() for x in operations}
     values = [float(x) for x in ordered]
     assert len(values) == 3 and values == sorted(values)
     assert [r["file"] for r in rows] and len(rows) == 3
