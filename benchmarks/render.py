@@ -140,13 +140,13 @@ def _serve_section(r: dict) -> list[str]:
         "## The web app under load",
         "",
         f"`pneumocxr loadtest` against `pneumocxr serve` (the shipped model) on loopback, "
-        f"{r['runs'][0]['requests']} requests per row ({_machine(r)}). The load-test client "
-        "runs on the same two cores as the server. Images: "
-        f"{r['images']}. Command: `{r['command']}`.",
+        f"{r['runs'][0]['requests']} requests per row ({_machine(r)}).",
+        f"Images: {r['images']}.",
+        f"Command: `{r['command']}`.",
         "",
-        "The last column is the machine's one-minute load average before and after the setup",
-        "ran (2 means both cores busy); other programs running at the same time lower the",
-        "figures and make them vary.",
+        "The load-test client runs on the same two cores as the server. The last column is the",
+        "machine's one-minute load average before and after each setup: the test itself keeps",
+        "it near 2; more means other programs ran at the same time, which lowers the figures.",
         "",
         "| setup | Grad-CAM | clients | requests/s | p50 ms | p99 ms | failed | load |",
         "|---|---|---|---|---|---|---|---|",
