@@ -132,7 +132,42 @@ def render(results: Path) -> str:
                 f"{row['ms_per_image']:.1f} | {row['system_cpu_share']:.0%} |"
             )
         out.append("")
+    if r := _load(results, "serve_load"):
+        out += _serve_section(r)
     return "\n".join(out)
+
+
+def _serve_section(r: dict) -> list[str]:
+    lines = [
+        "## The web app under load",
+        "",
+        f"`pneumocxr loadtest` against `pneumocxr serve` (the shipped model) on loopback, "
+        f"{r['runs'][0]['requests']} requests per row ({_machine(r)}).",
+        f"Images: {r['images']}.",
+        f"Command: `{r['command']}`.",
+        "",
+        "The load-test client runs on the same two cores as the server. The last column is the",
+        "machine's one-minute load average before and after each setup: the test itself keeps",
+        "it near 2; more means other programs ran at the same time, which lowers the figures.",
+        "",
+        "| setup | Grad-CAM | clients | requests/s | p50 ms | p99 ms | failed | load |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        load = "-".join(f"{x:.1f}" for x in run.get("load_average", []))
+        for level in run["levels"]:
+            cut = " (time limit)" if level["cut_by_time_limit"] else ""
+            lines.append(
+                f"| {run['setup']} | {'yes' if level['gradcam'] else 'no'} | "
+                f"{level['clients']} | {level['requests_per_s']:.1f}{cut} | "
+                f"{_ms(level['p50_ms'])} | {_ms(level['p99_ms'])} | {level['failed']} | "
+                f"{load} |"
+            )
+    return [*lines, ""]
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _test_lines(models: dict) -> list[str]:

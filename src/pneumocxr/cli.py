@@ -590,6 +590,68 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneum
     typer.echo(f"wrote {write_report(run_dir)}")
 
 
+# -- the web app ----------------------------------------------------------------------------
+@app.command()
+def serve(
+    model: Annotated[
+        str | None, typer.Option(help="Run folder, model folder or model.json. [default model]")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; other than loopback, anyone can reach it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    threshold: Annotated[
+        str, typer.Option(help="Decision threshold: a number, or 'model' (chosen on validation).")
+    ] = "model",
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest upload accepted, in MB (larger: 413).")
+    ] = 20,
+    max_megapixels: Annotated[
+        float, typer.Option(min=0.01, help="Largest image accepted, in millions of pixels.")
+    ] = 40,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most requests that share one forward pass.")
+    ] = 16,
+):
+    """Web page and HTTP API: upload X-rays, see label, P(pneumonia) and Grad-CAM."""
+    from pneumocxr.serve.server import serve as run_server
+
+    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch)
+
+
+@app.command()
+def loadtest(
+    images: Annotated[list[Path], typer.Argument(help="Images (or folders of them) to upload.")],
+    url: Annotated[str, typer.Option(help="The server; loopback addresses only.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    requests: Annotated[int, typer.Option(min=1, help="Requests per level.")] = 64,
+    clients: Annotated[
+        str, typer.Option(help="Concurrent clients per level, comma-separated.")
+    ] = "1,4,16",
+    time_limit: Annotated[
+        float, typer.Option(min=1, help="Seconds for the whole test; then no request starts.")
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Requests/s and p50/p99 latency of a running server, with and without Grad-CAM."""
+    from pneumocxr.serve.loadtest import check_target, load_test, table
+
+    check_target(url)  # before anything else: nothing goes to another machine
+    from pneumocxr.evaluation.inference import expand_inputs
+
+    try:
+        levels = [int(x) for x in clients.split(",") if x.strip()]
+    except ValueError:
+        raise PneumoError(
+            f"--clients must be numbers separated by commas, got {clients!r}"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise PneumoError(f"--clients needs at least one positive number, got {clients!r}")
+    result = load_test(url, expand_inputs(images), requests, levels, (False, True), time_limit)
+    typer.echo(json.dumps(result, indent=2) if as_json else table(result))
+
+
 # -- entry point ----------------------------------------------------------------------------
 def _setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)

@@ -358,11 +358,6 @@ def card_figures(loaded, exported_from=None, threshold="youden", threshold_on=No
 
 
 def _name(loaded) -> str:
-    """A readable model name: the architecture, and the run it came from."""
-    from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+    from pneumocxr.evaluation.inference import model_name
 
-    arch = loaded.meta["architecture"]
-    if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
-        return f"default ({arch})"
-    run = loaded.meta.get("training", {}).get("run")
-    return f"{arch} ({run})" if run and run != arch else arch
+    return model_name(loaded)

@@ -65,9 +65,23 @@ def predict_paths(loaded: LoadedModel, paths, batch_size: int = 64):
     """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
     prep = loaded.preprocessing
     decoded = decode_all(paths, prep.image_size)
-    probs = predict_pixels(loaded.model, decoded.pixels, batch_size)
+    probs = predict_images(loaded, decoded.pixels, batch_size)
     kept = [str(p) for p, ok in zip(paths, decoded.ok) if ok]
     return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), decoded.failures
+
+
+def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndarray:
+    """P(pneumonia) for images already decoded at the model's size (N x 1 x S x S uint8)."""
+    return predict_pixels(loaded.model, pixels, batch_size)
+
+
+def model_name(loaded: LoadedModel) -> str:
+    """A readable model name: the architecture, and the run it came from."""
+    arch = loaded.meta["architecture"]
+    if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
+        return f"default ({arch})"
+    run = loaded.meta.get("training", {}).get("run")
+    return f"{arch} ({run})" if run and run != arch else arch
 
 
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
