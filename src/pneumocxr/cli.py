@@ -330,7 +330,8 @@ def predict(
         str | None, typer.Option(help="Run folder or model.json. [default model]")
     ] = None,
     threshold: Annotated[
-        str | None, typer.Option(help="Decision threshold: a number or 'model'. [0.5]")
+        str | None,
+        typer.Option(help="Decision threshold: a number or model (model.json's). [model]"),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
@@ -378,7 +379,8 @@ TTAOpt = Annotated[
 ThresholdOpt = Annotated[
     str | None,
     typer.Option(
-        help="Decision threshold: a number, or 'model' for the one chosen on validation. [0.5]"
+        help="Decision threshold: a number, or model: the model's operating threshold from "
+        "model.json (0.5 for models you train; the shipped model's is in its model card). [model]"
     ),
 ]
 
@@ -522,9 +524,9 @@ CardThreshold = Annotated[
     str | None,
     typer.Option(
         "--threshold",
-        help="The operating threshold to store: a number, youden (Youden's J on the run's "
-        "validation split) or operating (the most accurate one with sensitivity >= "
-        "--min-sensitivity on --threshold-on DIR). [keep the model's; youden for ensembles]",
+        help="The operating threshold to store: a number, model (keep it), youden (Youden's J "
+        "on the run's validation split) or operating (the most accurate one with sensitivity "
+        ">= --min-sensitivity on --threshold-on DIR). [model; ensembles: 0.5]",
     ),
 ]
 ThresholdOnOpt = Annotated[
@@ -539,7 +541,7 @@ def _card(threshold, threshold_on, min_sensitivity, external) -> dict | None:
     if threshold is None and external is None:
         return None
     return {
-        "threshold": threshold or "youden",
+        "threshold": threshold or "model",
         "threshold_on": threshold_on,
         "min_sensitivity": min_sensitivity,
         "external": external,
@@ -601,7 +603,7 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
     threshold: Annotated[
-        str, typer.Option(help="Decision threshold: a number, or 'model' (chosen on validation).")
+        str, typer.Option(help="Decision threshold: a number, or model (model.json's).")
     ] = "model",
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest upload accepted, in MB (larger: 413).")

@@ -85,10 +85,9 @@ def model_name(loaded: LoadedModel) -> str:
 
 
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
-    """0.5 by default, a number, or "model" for the threshold stored in model.json."""
-    if value in (None, ""):
-        return 0.5
-    if value == "model":
+    """The model's operating threshold (model.json's `threshold`, 0.5 unless the model was given
+    another) by default or with "model"; or a number."""
+    if value in (None, "", "model"):
         return loaded.threshold
     try:
         threshold = float(value)

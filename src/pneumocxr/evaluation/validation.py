@@ -57,7 +57,8 @@ def model_card_figures(
     """model.json entries: `threshold`, `threshold_method` and `validation` (internal: the
     validation split of the model's run; external: the folder `external`).
 
-    `threshold`: a number, "youden" (Youden's J on internal validation) or "operating" (the
+    `threshold`: a number, "model" (keep the model's), "youden" (Youden's J on internal
+    validation) or "operating" (the
     most accurate threshold with sensitivity >= `min_sensitivity` on the folder `threshold_on`,
     bootstrap-stabilised)."""
     internal = internal_validation_images(loaded)
@@ -87,16 +88,16 @@ def _threshold(loaded, threshold, threshold_on, min_sensitivity, scores) -> tupl
             f"most accurate threshold with sensitivity >= {min_sensitivity:g} on "
             f"{Path(threshold_on)} ({len(labels)} images; median of 1000 bootstrap resamples)"
         )
+    if threshold == "model" or (threshold == "youden" and "internal" not in scores):
+        return loaded.threshold, loaded.meta.get("threshold_method", "as exported")
     if threshold == "youden":
-        if "internal" not in scores:
-            return loaded.threshold, loaded.meta.get("threshold_method", "as exported")
         labels, probs, _ = scores["internal"]
         return youden_threshold(labels, probs), "Youden's J on the validation split"
     try:
         cut = float(threshold)
     except (TypeError, ValueError):
         raise PneumoError(
-            f"--threshold must be a number, 'youden' or 'operating', got {threshold!r}"
+            f"--threshold must be a number, model, youden or operating, got {threshold!r}"
         ) from None
     if not 0 <= cut <= 1:
         raise PneumoError(f"--threshold must be between 0 and 1, got {cut}")
