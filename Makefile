@@ -19,9 +19,9 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PIP) -e '.[test]'
 	touch $@
 
-# The main job: the tutorial from the top. DATA=folder and QUICK=1 are optional.
+# The main job: the tutorial from the top. DATA=folder, EXTERNAL=folder and QUICK=1 are optional.
 run: $(VENV)/.installed
-	$(BIN)/pneumocxr run $(if $(DATA),--data $(DATA)) $(if $(QUICK),--quick)
+	$(BIN)/pneumocxr run $(if $(DATA),--data $(DATA)) $(if $(EXTERNAL),--external $(EXTERNAL)) $(if $(QUICK),--quick)
 
 # The whole test suite (what .ci/run calls).
 test: $(VENV)/.installed-test
