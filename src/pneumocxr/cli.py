@@ -53,6 +53,15 @@ SplitOpt = Annotated[
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
 StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option(help="Replace earlier results in --out (the folder is replaced whole).")
+]
+TrustPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Allow a pickle-based weights file (.pth); it is still read with weights_only=True."
+    ),
+]
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -183,6 +192,7 @@ def train(
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
     strict: StrictOpt = False,
+    trust_pickle: TrustPickleOpt = False,
 ):
     """Train one model into a run folder and export its best weights."""
     from pneumocxr.data.download import resolve_data
@@ -222,8 +232,17 @@ def train(
             strict=strict,
             quick=quick,
         )
+    _allow_pickle(cfg.weights, trust_pickle)
     result = run_training(cfg, resume=resume)
     typer.echo(f"run folder: {result.run_dir}")
+
+
+def _allow_pickle(weights: str, trusted: bool) -> None:
+    """--trust-pickle: the user vouches for this weights file."""
+    if trusted and weights not in ("default", "none"):
+        from pneumocxr.models.weights import trust_pickle
+
+        trust_pickle(weights)
 
 
 # -- the main job ---------------------------------------------------------------------------
@@ -248,11 +267,13 @@ def run(
     ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,
     seed: SeedOpt = 42,
+    trust_pickle: TrustPickleOpt = False,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
+    _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(resolve_data(data), out, transfer.value, quick, seed, transfer_weights)
 
 
@@ -271,16 +292,14 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
+    from pneumocxr.display import display_path
     from pneumocxr.pipeline import predict_files
 
+    if csv is not None and csv.is_dir():
+        raise PneumoError(f"--csv {csv} is a folder; give a file name")
     table, failures = predict_files(paths, model, threshold, batch_size)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    if csv is not None:
-        from pneumocxr.fileio import atomic_path
-
-        with atomic_path(csv) as tmp:
-            table.to_csv(tmp, index=False)
     for row in table.itertuples():
         if as_json:
             typer.echo(
@@ -293,7 +312,11 @@ def predict(
                 )
             )
         else:
-            typer.echo(f"{row.path}\t{row.predicted}\t{row.p_pneumonia:.4f}")
+            typer.echo(f"{display_path(row.path)}\t{row.predicted}\t{row.p_pneumonia:.4f}")
+    if csv is not None and not table.empty:
+        from pneumocxr.fileio import write_csv
+
+        write_csv(csv, table)
     if failures and table.empty:
         raise PneumoError("no image could be read")
 
@@ -322,11 +345,12 @@ def evaluate(
         ),
     ] = None,
     threshold: ThresholdOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold)
+    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite)
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -382,10 +406,12 @@ def dicom2png(
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
     from pneumocxr.data.dicom import dicom_to_png
 
-    failures = dicom_to_png(source, target)
+    written, failures = dicom_to_png(source, target)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    typer.echo(f"wrote {target}")
+    if not written:
+        raise PneumoError(f"none of the {len(failures)} DICOM files could be converted")
+    typer.echo(f"wrote {written[0] if len(written) == 1 else target}")
 
 
 @app.command()
@@ -413,11 +439,12 @@ def export(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for model.safetensors and model.json.")],
     half: Annotated[bool, typer.Option(help="Store float16 weights (half the size).")] = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Copy an exported model elsewhere, optionally as float16, with its metadata."""
     from pneumocxr.pipeline import export_model
 
-    typer.echo(f"wrote {export_model(model, out, half)}")
+    typer.echo(f"wrote {export_model(model, out, half, overwrite)}")
 
 
 @app.command()
@@ -443,8 +470,11 @@ def _setup_logging() -> None:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        from pneumocxr.display import display_path
+
         text = record.getMessage()
-        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+        # A warning is one line even when it quotes a file name holding a line break.
+        return f"warning: {display_path(text)}" if record.levelno >= logging.WARNING else text
 
 
 def main() -> None:
@@ -472,8 +502,10 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
+    from pneumocxr.display import one_line
+
     # Messages may quote a library's multi-line text (pandas, pydicom): keep them on one line.
-    typer.echo("error: " + " ".join(message.split()), err=True)
+    typer.echo("error: " + one_line(message), err=True)
     sys.exit(1)
 
 

@@ -160,15 +160,29 @@ def _print_locations(run_dir: Path, results) -> None:
 
 
 # -- after training -------------------------------------------------------------------------
-def evaluate_to_folder(model, out, data=None, split=None, threshold=None) -> dict:
+def evaluate_to_folder(model, out, data=None, split=None, threshold=None, overwrite=False):
+    """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+    from pneumocxr.fileio import check_replaceable, replace_dir
 
+    check_replaceable(out, EVALUATION_FILES, overwrite, "evaluate")  # before the slow part
     loaded = resolve_model(model)
     images = labelled_images(data, split, loaded.path)
     evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
-    write_evaluation(evaluation, out)
+    with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
+        write_evaluation(evaluation, tmp)
     return evaluation.metrics
+
+
+EVALUATION_FILES = {
+    "predictions.csv",
+    "metrics.json",
+    "report.txt",
+    "confusion_matrix.png",
+    "roc.png",
+    "calibration.png",
+}
 
 
 def compare_models(models, out, data=None, split=None, threshold=None):
@@ -237,19 +251,24 @@ def _resolve_image(base: Path, name: str) -> Path:
     raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
-def export_model(model, out, half: bool = False) -> Path:
-    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary."""
+def export_model(model, out, half: bool = False, overwrite: bool = False) -> Path:
+    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary.
+    The model folder is replaced as a whole, so weights and metadata always belong together."""
     import torch
 
     from pneumocxr.evaluation.inference import resolve_model
-    from pneumocxr.models.io import save_model
+    from pneumocxr.fileio import check_replaceable, replace_dir
+    from pneumocxr.models.io import META_NAME, MODEL_FILES, save_model
 
+    check_replaceable(out, MODEL_FILES, overwrite, "export")
     loaded = resolve_model(model)
     keep = {
         k: loaded.meta[k] for k in ("threshold", "threshold_method", "training") if k in loaded.meta
     }
     keep["exported_from"] = str(loaded.path)
-    return save_model(loaded.model, out, keep, torch.float16 if half else torch.float32)
+    with replace_dir(out, MODEL_FILES, overwrite, "export") as tmp:
+        save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
+    return Path(out) / META_NAME
 
 
 def _name(loaded) -> str:

@@ -7,7 +7,10 @@ the gray plane repeated at batch time (see `transforms.prepare_batch`).
 
 from __future__ import annotations
 
+import importlib
 import os
+import struct
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,29 +21,70 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pneumocxr.data.dicom import is_dicom, read_dicom_gray
 from pneumocxr.data.index import DICOM_SUFFIXES
+from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError
 
-Image.MAX_IMAGE_PIXELS = 20000 * 20000  # full-size radiographs are large, bombs are larger
+# The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
+# external programs (EPS calls Ghostscript), and none of them is a radiograph export.
+PIL_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")  # JPEG includes MPO
+for _plugin in ("Bmp", "Gif", "Jpeg", "Png", "Tiff", "WebP"):  # register just these
+    importlib.import_module(f"PIL.{_plugin}ImagePlugin")
+# Pillow's own bomb check stays as a safety net for frames and formats it sizes later;
+# `check_geometry` refuses oversized images first, with a clearer message than its warning.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow warns about damaged metadata (EXIF) it then ignores: not the user's business.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+# What Pillow raises on damaged or hostile files (found by benchmarks/fuzz.py among others).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    struct.error,
+    MemoryError,
+)
 
 
 def read_gray(path) -> Image.Image:
-    """Open any supported file (JPEG, PNG, DICOM) as an 8-bit grayscale PIL image."""
+    """Open any supported file (JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM) as an 8-bit
+    grayscale PIL image. The content decides the format; a name ending in .dcm that holds a
+    JPEG is read as the JPEG."""
     path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path):
+    _check_regular_file(path)
+    if is_dicom(path):
         return Image.fromarray(read_dicom_gray(path))
     try:
-        image = Image.open(path)
-        return _to_gray8(image)
+        with Image.open(path, formats=PIL_FORMATS) as image:
+            check_geometry(*image.size, path)
+            return _to_gray8(image)
     except FileNotFoundError:
         raise PneumoError(f"image not found: {path}") from None
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as err:
+    except UnidentifiedImageError:
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            raise PneumoError(f"{path}: not a DICOM file (no DICM marker) nor an image") from None
+        raise PneumoError(f"{path}: not a readable image (unknown format or damaged)") from None
+    except Image.DecompressionBombError:
+        raise PneumoError(
+            f"{path}: over {2 * MAX_PIXELS / 1e6:.0f} megapixels (the limit is "
+            f"{MAX_PIXELS / 1e6:.0f}); a decompression bomb or not a radiograph"
+        ) from None
+    except _DECODE_ERRORS as err:
         raise PneumoError(f"{path}: not a readable image ({_reason(err)})") from None
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what is not a plain file before opening it: reading a FIFO would wait forever."""
+    if path.is_file():
+        return
+    if path.exists():
+        raise PneumoError(f"{path}: not a regular file")
+    raise PneumoError(f"image not found: {path}")
 
 
 def load_image(path, size: int) -> np.ndarray:
@@ -90,7 +134,10 @@ def _to_gray8(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # High-bit-depth PNGs: scale by the bit depth the values use (12-bit data in a 16-bit
         # file stays as bright as it was meant to be) instead of clipping at 255.
-        values = np.asarray(image, dtype=np.float64).clip(min=0)
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.max() >= 2.0**32:
+            raise ValueError("pixel values out of range")
+        values = values.clip(min=0)
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
         scaled = values * 255.0 / (2**bits - 1)
         return Image.fromarray(np.round(scaled).astype(np.uint8))
