@@ -175,8 +175,11 @@ def _quiet_pydicom() -> None:
 
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
-    # Warnings are attributed to the caller of a pydicom function, which may be this module.
-    warnings.filterwarnings("ignore", module=r"(pydicom|pneumocxr\.data\.dicom)(\.|$)")
+
+
+# pydicom's warnings quote element values; they are attributed to the caller of a pydicom
+# function, which may be this module.
+warnings.filterwarnings("ignore", module=r"(pydicom|pneumocxr\.data\.dicom)(\.|$)")
 
 
 def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
