@@ -162,11 +162,12 @@ def _print_locations(run_dir: Path, results) -> None:
 # -- after training -------------------------------------------------------------------------
 def evaluate_to_folder(model, out, data=None, split=None, threshold=None, overwrite=False):
     """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
-    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
-    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
     from pneumocxr.fileio import check_replaceable, replace_dir
 
     check_replaceable(out, EVALUATION_FILES, overwrite, "evaluate")  # before the slow part
+    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
+    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+
     loaded = resolve_model(model)
     images = labelled_images(data, split, loaded.path)
     evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
