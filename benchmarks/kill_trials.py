@@ -1,0 +1,137 @@
+"""kill -9 of `evaluate` and `export` at random moments, and what each kill left.
+
+    .venv/bin/python benchmarks/kill_trials.py --trials 20 --json benchmarks/results/kill.json
+
+Each command first runs once to completion to time it; then, per trial, it is started over an
+earlier result, killed with SIGKILL after a uniformly random delay within that time, and its
+output folder is checked: complete and either all old or all new (never a mix, never a partial
+file). The next successful write must then leave no hidden temporary file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+TRAIN = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
+
+from corpus import good_model  # noqa: E402
+from pneumocxr.models.io import load_model, save_model  # noqa: E402
+from pneumocxr.models.smallnet import SmallNet  # noqa: E402
+from pneumocxr.pipeline import evaluate_to_folder, export_model  # noqa: E402
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
+
+
+def run_cli(args: list, delay: float | None) -> float:
+    """Run the CLI; with `delay`, SIGKILL it then. Returns the seconds it ran."""
+    start = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "pneumocxr.cli", *map(str, args)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        process.wait(timeout=delay if delay is not None else 600)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    return time.monotonic() - start
+
+
+def trials(name, command, out: Path, restore, check_new, count: int, rng) -> dict:
+    restore()
+    duration = run_cli(command, None)
+    restore()
+    outcome = {"old kept": 0, "new complete": 0, "mixed or partial": 0, "temp left after next": 0}
+    for _ in range(count):
+        before = snapshot(out)
+        run_cli(command, rng.uniform(0, duration * 1.05))
+        after = snapshot(out)
+        if after == before:
+            outcome["old kept"] += 1
+        elif (
+            set(after) == set(before) and all(after[k] != before[k] for k in after) and check_new()
+        ):
+            outcome["new complete"] += 1
+        else:
+            outcome["mixed or partial"] += 1
+        restore()
+        if [p for p in out.parent.iterdir() if p.name.startswith(".")]:
+            outcome["temp left after next"] += 1
+    print(f"{name}: {count} kills over {duration:.1f} s runs: {outcome}", flush=True)
+    return {"trials": count, "run_seconds": round(duration, 1), **outcome}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        data = base / "data"
+        for label in ("NORMAL", "PNEUMONIA"):
+            (data / label).mkdir(parents=True)
+            for image in sorted((TRAIN / label).glob("*.jpeg"))[:8]:
+                (data / label / image.name).symlink_to(image)
+        old, new = good_model(base / "old"), good_model(base / "new")
+        evaluation = base / "e" / "evaluation"
+
+        def restore_evaluation():
+            evaluate_to_folder(old, evaluation, data, overwrite=True)
+
+        def evaluation_is_new():  # the files agree with each other
+            metrics = json.loads((evaluation / "metrics.json").read_text())
+            rows = (evaluation / "predictions.csv").read_text().splitlines()
+            return metrics["n"] == len(rows) - 1 == 16
+
+        source = base / "source"
+        save_model(SmallNet(224), source)
+        model = base / "m" / "model"
+
+        def restore_model():
+            export_model(source, model, half=True, overwrite=True)
+
+        def model_is_new():
+            return load_model(model).meta["weights"]["dtype"] == "float32"
+
+        results = {
+            "evaluate": trials(
+                "evaluate",
+                ["evaluate", new, "--data", data, "--out", evaluation, "--overwrite"],
+                evaluation,
+                restore_evaluation,
+                evaluation_is_new,
+                args.trials,
+                rng,
+            ),  # fmt: skip
+            "export": trials(
+                "export",
+                ["export", source, "--out", model, "--overwrite"],
+                model,
+                restore_model,
+                model_is_new,
+                args.trials,
+                rng,
+            ),  # fmt: skip
+        }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    bad = sum(r["mixed or partial"] + r["temp left after next"] for r in results.values())
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
