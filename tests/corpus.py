@@ -30,6 +30,7 @@ from dicom_factory import RLELossless, make_dicom, twelve_bit
 
 CR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 MPEG2_SYNTAX = "1.2.840.10008.1.2.4.100"  # a video syntax no installed decoder reads
+BAD_EXIF = b"\xff\xe1\x00\x10Exif\x00\x00MM\x00*\xff\xff\xff\xff"  # IFD offset to nowhere
 
 
 @dataclass(frozen=True)
@@ -208,10 +209,7 @@ def _image_cases(out: Path) -> list[Case]:
             "jpeg_bad_exif",
             write(
                 "bad_exif.jpeg",
-                jpeg[:2]
-                + _png_chunk(b"", b"")[:0]
-                + b"\xff\xe1\x00\x10Exif\x00\x00MM\x00*\xff\xff\xff\xff"
-                + jpeg[2:],
+                jpeg[:2] + BAD_EXIF + jpeg[2:],
             ),
             "ok",
             "an EXIF block that points nowhere",
