@@ -44,9 +44,7 @@ def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "
 
     An existing non-empty `path` is replaced only with `overwrite`, and never when it holds
     files other than `owned` (it might be a folder of other things given by mistake)."""
-    path = Path(path)
-    if path.is_symlink() and path.is_dir():
-        path = path.resolve()
+    path = Path(path).resolve()  # through links; "." gets a name and a parent
     _recover_dir(path)
     check_replaceable(path, owned, overwrite, command)
     ensure_dir(path.parent)
@@ -61,7 +59,9 @@ def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "
 
 def check_replaceable(path, owned: set[str], overwrite: bool, command: str) -> None:
     """Fail unless `replace_dir` may replace `path` (see there)."""
-    path = Path(path)
+    path = Path(path).resolve()
+    if path == Path.cwd() or path in Path.cwd().parents:
+        raise PneumoError(f"{path} is the current folder or holds it; give a folder inside it")
     if not path.exists():
         return
     if not path.is_dir():
