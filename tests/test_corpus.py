@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_batch, make_subset
+from conftest import cli_batch, make_subset
 from corpus import write_corpus
 from pneumocxr.display import display_path
 from pneumocxr.fileio import read_csv
@@ -53,10 +53,10 @@ def lines_naming(text: str, case) -> list[str]:
     return [line for line in text.splitlines() if any(n in line for n in named(case))]
 
 
-def assert_clean(result):
-    assert not RAW_WARNING.search(result.stderr + result.stdout), result.stderr
+def assert_clean(result, name=""):
+    assert not RAW_WARNING.search(result.stderr + result.stdout), (name, result.stderr)
     for line in result.stderr.splitlines():
-        assert line.startswith(("warning:", "error:", "  ")), line
+        assert line.startswith(("warning:", "error:", "  ")), (name, line)
 
 
 def assert_refusals_listed(result, cases):
@@ -66,8 +66,32 @@ def assert_refusals_listed(result, cases):
         assert found[0].startswith(("warning:", "error:", "  ")), found[0]
 
 
-def no_temp_files(folder: Path) -> bool:
-    return not [p for p in folder.rglob(".*")]
+@pytest.fixture(scope="module")
+def runs(corpus, tmp_path_factory):
+    """Every command over the corpus, in one process (torch is imported once)."""
+    base, cases, data = corpus
+    out = tmp_path_factory.mktemp("outputs")
+    bad = [c for c in images(cases, "refuse") if c.path.exists()]  # named: must exist
+    one_bad_dicom = images(cases, "refuse", dicom=True)[0]
+    image = next(c.path for c in images(cases, "ok") if c.name == "jpeg_gray")
+    commands = {
+        "predict folder": ["predict", "--json", "--csv", out / "p.csv", base / "corpus" / "images"],
+        "predict bad": ["predict", "--csv", out / "bad.csv", *[c.path for c in bad]],
+        "split": ["split", "--data", data, "--out", out / "s"],
+        "split strict": ["split", "--data", data, "--out", out / "t", "--strict"],
+        "evaluate": ["evaluate", base / "corpus" / "models" / "good", "--data", data,
+                     "--out", out / "e"],
+        "dicom2png": ["dicom2png", base / "corpus" / "images", out / "png"],
+        "dicom2png bad": ["dicom2png", one_bad_dicom.path, out / "one.png"],
+    }  # fmt: skip
+    for case in cases:
+        if case.kind == "model":
+            commands[case.name] = ["predict", "--model", case.path, image]
+        elif case.kind == "run":
+            commands[case.name] = ["evaluate", case.path, "--split", "test",
+                                   "--out", out / case.name]  # fmt: skip
+    results = dict(zip(commands, cli_batch(list(commands.values()), timeout=600)))
+    return out, bad, results
 
 
 def test_the_corpus_has_at_least_30_kinds(corpus):
@@ -77,12 +101,16 @@ def test_the_corpus_has_at_least_30_kinds(corpus):
     assert len(images(cases, dicom=True)) >= 10
 
 
-def test_predict_a_folder_of_every_case(corpus, tmp_path):
-    base, cases, _ = corpus
-    result = cli("predict", "--json", "--csv", tmp_path / "p.csv", base / "corpus" / "images",
-                 timeout=180)  # fmt: skip
+def test_nothing_prints_a_traceback_or_a_raw_warning(runs):
+    for name, result in runs[2].items():
+        assert_clean(result, name)
+
+
+def test_predict_a_folder_of_every_case(corpus, runs):
+    _, cases, _ = corpus
+    out, _, results = runs
+    result = results["predict folder"]
     assert result.returncode == 0, result.stderr
-    assert_clean(result)
     answers = {}
     for line in result.stdout.splitlines():
         row = json.loads(line)
@@ -92,84 +120,67 @@ def test_predict_a_folder_of_every_case(corpus, tmp_path):
         assert 0 <= row["p_pneumonia"] <= 1 and row["label"] in ("NORMAL", "PNEUMONIA")
     assert not answers  # nothing refused was answered
     assert_refusals_listed(result, images(cases, "refuse"))
-    table = read_csv(tmp_path / "p.csv")
-    assert len(table) == len(images(cases, "ok"))
-    assert no_temp_files(tmp_path)
+    assert len(read_csv(out / "p.csv")) == len(images(cases, "ok"))
 
 
-def test_predict_with_nothing_readable_fails_and_writes_nothing(corpus, tmp_path):
-    _, cases, _ = corpus
-    bad = [c for c in images(cases, "refuse") if c.path.exists()]  # named: must exist
-    result = cli("predict", "--csv", tmp_path / "p.csv", *[c.path for c in bad], check=False,
-                 timeout=120)  # fmt: skip
+def test_predict_with_nothing_readable_fails_and_writes_nothing(runs):
+    out, bad, results = runs
+    result = results["predict bad"]
     assert result.returncode == 1 and result.stdout == ""
-    assert_clean(result)
     assert_refusals_listed(result, bad)
     assert result.stderr.splitlines()[-1] == "error: no image could be read"
-    assert not list(tmp_path.iterdir())
+    assert not (out / "bad.csv").exists()
 
 
-def test_dataset_loading_skips_each_bad_file_once(corpus, tmp_path):
-    _, cases, data = corpus
-    result = cli("split", "--data", data, "--out", tmp_path / "s", timeout=180)
-    assert_clean(result)
+def test_dataset_loading_skips_each_bad_file_once(corpus, runs):
+    _, cases, _ = corpus
+    out, _, results = runs
     refused = images(cases, "refuse")
-    assert f"skipping {len(refused)} unreadable file(s)" in result.stderr
-    assert_refusals_listed(result, refused)
-    listed = set(read_csv(tmp_path / "s" / "splits.csv")["path"])
+    assert f"skipping {len(refused)} unreadable file(s)" in results["split"].stderr
+    assert_refusals_listed(results["split"], refused)
+    listed = set(read_csv(out / "s" / "splits.csv")["path"])
     assert len(listed) == 24 + len(images(cases, "ok"))
     for case in images(cases, "ok"):
         assert os.path.realpath(case.path) in listed, case.name
-    strict = cli("split", "--data", data, "--out", tmp_path / "t", "--strict", check=False,
-                 timeout=180)  # fmt: skip
+    strict = results["split strict"]
     assert strict.returncode == 1 and "error: unreadable image" in strict.stderr
-    assert not (tmp_path / "t" / "splits.csv").exists()
+    assert not (out / "t" / "splits.csv").exists()
 
 
-def test_evaluate_skips_each_bad_file_once(corpus, tmp_path):
-    base, cases, data = corpus
-    model = base / "corpus" / "models" / "good"
-    result = cli("evaluate", model, "--data", data, "--out", tmp_path / "e", timeout=180)
-    assert_clean(result)
-    assert_refusals_listed(result, images(cases, "refuse"))
-    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+def test_evaluate_skips_each_bad_file_once(corpus, runs):
+    _, cases, _ = corpus
+    out, _, results = runs
+    assert_refusals_listed(results["evaluate"], images(cases, "refuse"))
+    metrics = json.loads((out / "e" / "metrics.json").read_text())
     assert metrics["n"] == 24 + len(images(cases, "ok"))
-    assert len(read_csv(tmp_path / "e" / "predictions.csv")) == metrics["n"]
-    assert no_temp_files(tmp_path)
+    assert len(read_csv(out / "e" / "predictions.csv")) == metrics["n"]
 
 
-def test_dicom2png_converts_each_good_dicom_and_lists_the_others(corpus, tmp_path):
-    base, cases, _ = corpus
-    out = tmp_path / "png"
-    result = cli("dicom2png", base / "corpus" / "images", out, timeout=120)
-    assert_clean(result)
-    written = {p.name for p in out.iterdir()}
+def test_dicom2png_converts_each_good_dicom_and_lists_the_others(corpus, runs):
+    _, cases, _ = corpus
+    out, _, results = runs
+    written = {p.name for p in (out / "png").iterdir()}
     expected = {c.path.with_suffix(".png").name for c in images(cases, "ok", dicom=True)}
     assert written == expected
-    assert_refusals_listed(result, images(cases, "refuse", dicom=True))
-    one = images(cases, "refuse", dicom=True)[0]
-    single = cli("dicom2png", one.path, tmp_path / "one.png", check=False, timeout=60)
+    assert_refusals_listed(results["dicom2png"], images(cases, "refuse", dicom=True))
+    single = results["dicom2png bad"]
     assert single.returncode == 1 and single.stderr.startswith("error: ")
-    assert_clean(single)
-    assert not (tmp_path / "one.png").exists()
+    assert not (out / "one.png").exists()
 
 
-@pytest.mark.parametrize("kind", ["model", "run"])
-def test_every_damaged_model_and_run_is_refused_in_one_line(corpus, tmp_path, kind):
+def test_every_damaged_model_and_run_is_refused_in_one_line(corpus, runs):
     _, cases, _ = corpus
-    image = next(c.path for c in images(cases, "ok") if c.name == "jpeg_gray")
-    chosen = [c for c in cases if c.kind == kind]
-    if kind == "model":
-        commands = [["predict", "--model", c.path, image] for c in chosen]
-    else:
-        commands = [["evaluate", c.path, "--split", "test", "--out", tmp_path / c.name]
-                    for c in chosen]  # fmt: skip
-    for case, result in zip(chosen, cli_batch(commands, timeout=180)):
-        assert_clean(result)
+    out, _, results = runs
+    for case in (c for c in cases if c.kind in ("model", "run")):
+        result = results[case.name]
         if case.expect == "ok":
             assert result.returncode == 0 and len(result.stdout.splitlines()) == 1, case.name
         else:
             errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
             assert result.returncode == 1 and len(errors) == 1, (case.name, result.stderr)
             assert result.stdout == "", case.name
-    assert not list(tmp_path.iterdir())  # no evaluation folder, not even an empty one
+        assert not (out / case.name).exists()  # no evaluation folder, not even an empty one
+
+
+def test_no_temporary_file_is_left(runs):
+    assert not list(runs[0].rglob(".*"))
