@@ -8,7 +8,7 @@ PYTHON="${1:-python3}"
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)  # the path the report test uses
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {
