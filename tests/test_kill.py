@@ -144,3 +144,18 @@ def test_a_killed_first_export_leaves_nothing_behind(export_setup, tmp_path):
     assert not out.exists() and hidden(tmp_path)  # no model at all, and a temporary folder
     export_model(source, out)
     assert hidden(tmp_path) == [] and load_model(out)
+
+
+def test_the_next_write_removes_temporaries_of_dead_writers_only(tmp_path):
+    """What a run folder looks like after kill -9 during an export, then a resumed export."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)  # a process id that no longer runs
+    stale = tmp_path / f".model.safetensors.{dead.pid}.abc123.safetensors"
+    stale.write_bytes(b"")
+    live = tmp_path / f".model.safetensors.{os.getppid()}.def456.safetensors"
+    live.write_bytes(b"")  # another writer, still running
+    other = tmp_path / ".model.safetensors.swp"
+    other.write_bytes(b"")  # not ours at all
+    save_model(SmallNet(32), tmp_path)
+    assert not stale.exists() and live.exists() and other.exists()
+    load_model(tmp_path)
