@@ -55,7 +55,8 @@ def test_a_vulnerability_with_a_fix_fails(pypi, tmp_path):
     assert result.stdout.splitlines() == [
         "audit: alpha 1.0: PYSEC-0000-1, fixed in 1.1",
         "audit: note: alpha 1.0: PYSEC-0000-2 has no fixed release yet",
-        "audit: 2 of 3 locked packages audited, 1 vulnerabilities with a fix",
+        "audit: 2 of 3 locked packages audited (0 by pip-audit, 2 from latest-release data), "
+        "1 vulnerabilities with a fix",
         "audit: not audited (PyPI has no data for these releases): beta 2.0",
     ]
 

@@ -92,6 +92,7 @@ def main() -> int:
     args = parser.parse_args()
     pins = read_lock(args.lock)
     found, problem = ({}, "not run") if args.no_pip_audit else pip_audit(pins)
+    by_pip_audit = len(found)
     rest = sorted(set(pins) - set(found))
     with ThreadPoolExecutor(8) as pool:  # network-bound
         answers = pool.map(lambda n: latest_release_data(n, pins[n], args.pypi), rest)
@@ -107,7 +108,8 @@ def main() -> int:
         print(f"audit: skipped: no vulnerability data could be fetched for {args.lock} "
               f"({problem or 'PyPI did not answer'}); nothing was audited")  # fmt: skip
     else:
-        print(f"audit: {len(found)} of {len(pins)} locked packages audited, "
+        print(f"audit: {len(found)} of {len(pins)} locked packages audited ({by_pip_audit} "
+              f"by pip-audit, {len(found) - by_pip_audit} from latest-release data), "
               f"{len(fixable)} vulnerabilities with a fix")  # fmt: skip
         if unaudited:
             listed = ", ".join(f"{n} {pins[n]}" for n in unaudited)

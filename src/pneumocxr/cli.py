@@ -262,7 +262,7 @@ def run(
         str,
         typer.Option(
             help="The transfer model's ImageNet weights: default (download or "
-            "package) or a local file such as vgg16-397923af.pth."
+            "package) or a local file (a .pth such as vgg16-397923af.pth needs --trust-pickle)."
         ),
     ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,

@@ -79,7 +79,8 @@ def download_state_dict(url: str, flag_hint: str) -> dict[str, torch.Tensor]:
         reason = getattr(err, "reason", None) or err
         raise PneumoError(
             f"cannot download weights from {url} ({reason}); download that file elsewhere "
-            f"and pass it with {flag_hint}, or use --weights none to train from scratch"
+            f"and pass it with {flag_hint} --trust-pickle, or use --weights none to train from "
+            "scratch"
         ) from None
     except RuntimeError as err:  # hash mismatch or a corrupt download
         raise PneumoError(f"downloaded weights from {url} are damaged: {err}") from None
