@@ -65,7 +65,8 @@ def evaluation_setup(tmp_path_factory):
     old, new = good_model(base / "old"), good_model(base / "new")  # two random models
     out = base / "parent" / "evaluation"
     cli("evaluate", old, "--data", data, "--out", out, timeout=180)
-    return data, old, new, out
+    evaluate_to_folder(new, base / "reference", data)  # what a complete new run writes
+    return data, old, new, out, snapshot(base / "reference")
 
 
 # Moments inside the write: the temporary folder holds some outputs; it holds them all.
@@ -77,22 +78,21 @@ EVALUATE_MOMENTS = {
 
 @pytest.mark.parametrize("moment", list(EVALUATE_MOMENTS))
 def test_evaluate_killed_leaves_old_or_new_results_whole(evaluation_setup, moment):
-    data, old, new, out = evaluation_setup
+    data, old, new, out, complete = evaluation_setup
     before = snapshot(out)
     command = ["evaluate", new, "--data", data, "--out", out, "--overwrite"]
     killed = kill_when(command, out.parent, EVALUATE_MOMENTS[moment])
     after = snapshot(out)
     assert set(after) == EVALUATION_FILES
-    changed = {name for name in after if after[name] != before[name]}
-    assert changed in (set(), EVALUATION_FILES), changed  # never half old, half new
-    assert killed or changed, "the command ended before the moment came"
+    assert after in (before, complete)  # all old or all new, byte for byte: never a mix
+    assert killed or after == complete, "the command ended before the moment came"
     # The next successful write (the old model's results back) removes the killed temp.
     evaluate_to_folder(old, out, data, overwrite=True)
     assert hidden(out.parent) == []
 
 
 def test_evaluate_refuses_to_overwrite_without_being_asked(evaluation_setup, tmp_path):
-    data, _, new, out = evaluation_setup
+    data, _, new, out, _ = evaluation_setup
     before = snapshot(out)
     (tmp_path / "notes.txt").write_text("mine")
     plain, foreign = cli_batch([
