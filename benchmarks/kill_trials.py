@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/kill_trials.py --trials 20 --json benchmarks/results/kill.json
 
 Each command first runs once to completion to time it; then, per trial, it is started over an
-earlier result, killed with SIGKILL after a uniformly random delay within that time, and its
-output folder is checked: complete and either all old or all new (never a mix, never a partial
+earlier result and killed with SIGKILL at a uniformly random moment: of the whole run for half
+the trials, of its write phase (from its temporary folder's appearance on) for the other half.
+Its output folder is checked: complete and either all old or all new (never a mix, never a partial
 file). The next successful write must then leave no hidden temporary file behind.
 """
 
@@ -34,30 +35,40 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
 
 
-def run_cli(args: list, delay: float | None) -> float:
-    """Run the CLI; with `delay`, SIGKILL it then. Returns the seconds it ran."""
+def run_cli(args: list, parent: Path, delay: float | None, after_write_starts: bool) -> tuple:
+    """Run the CLI; with `delay`, SIGKILL it that long after the start (or after its temporary
+    folder appears in `parent`). Returns (seconds to the temporary folder, seconds in all)."""
     start = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "pneumocxr.cli", *map(str, args)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        process.wait(timeout=delay if delay is not None else 600)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-    return time.monotonic() - start
+    writing = None
+    while process.poll() is None and time.monotonic() - start < 600:
+        now = time.monotonic() - start
+        if writing is None and any(p.is_dir() for p in parent.glob(".*.tmp")):
+            writing = now
+        begin = writing if after_write_starts else 0.0
+        if delay is not None and begin is not None and now >= begin + delay:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    process.wait(10)
+    return writing, time.monotonic() - start
 
 
 def trials(name, command, out: Path, restore, check_new, count: int, rng) -> dict:
-    """`check_new(after, complete)`: whether `after` is the whole new output; `complete` is
-    what an uninterrupted run wrote."""
+    """Half the kills fall anywhere in the run, half within its write phase (from the
+    temporary folder's appearance to the end). `check_new(after, complete)`: whether `after`
+    is the whole new output; `complete` is what an uninterrupted run wrote."""
     restore()
-    duration = run_cli(command, None)
+    writing, duration = run_cli(command, out.parent, None, False)
     complete = snapshot(out)
     restore()
     outcome = {"old kept": 0, "new complete": 0, "mixed or partial": 0, "temp left after next": 0}
-    for _ in range(count):
+    for trial in range(count):
         before = snapshot(out)
-        run_cli(command, rng.uniform(0, duration * 1.05))
+        in_write = trial % 2 == 1
+        window = (duration - writing) if in_write else duration
+        run_cli(command, out.parent, rng.uniform(0, window * 1.05), in_write)
         after = snapshot(out)
         if after == before:
             outcome["old kept"] += 1
@@ -68,8 +79,10 @@ def trials(name, command, out: Path, restore, check_new, count: int, rng) -> dic
         restore()
         if [p for p in out.parent.iterdir() if p.name.startswith(".")]:
             outcome["temp left after next"] += 1
-    print(f"{name}: {count} kills over {duration:.1f} s runs: {outcome}", flush=True)
-    return {"trials": count, "run_seconds": round(duration, 1), **outcome}
+    print(f"{name}: {count} kills, run {duration:.1f} s, writing from {writing:.1f} s: {outcome}",
+          flush=True)  # fmt: skip
+    timing = {"run_seconds": round(duration, 1), "write_starts_at": round(writing, 1)}
+    return {"trials": count, **timing, **outcome}
 
 
 def main() -> int:
