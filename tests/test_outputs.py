@@ -121,7 +121,7 @@ def test_other_formats_are_read_in_folders_as_when_named(tmp_path, fmt):
     assert table["path"].str.endswith(f"extra.{fmt.lower()}").sum() == 1
 
 
-def test_images_no_radiograph_can_be_are_refused_by_size(tmp_path):
+def test_sizes_no_radiograph_has_are_refused(tmp_path):
     Image.new("L", (1, 1)).save(tmp_path / "dot.png")
     Image.new("L", (20000, 10)).save(tmp_path / "line.png")
     Image.new("L", (4000, 600)).save(tmp_path / "strip.png")  # 6.7:1
