@@ -1,4 +1,4 @@
-"""A short, fixed-time run of benchmarks/fuzz.py (the long one is documented in
+"""A short, fixed-time run (8 s) of benchmarks/fuzz.py (the long one is documented in
 docs/RELIABILITY.md): every fuzzed image or DICOM is decoded or refused with a PneumoError."""
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ FUZZ = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
 
 def test_a_short_fuzz_run_finds_no_crash(tmp_path):
     summary = tmp_path / "fuzz.json"
-    command = [sys.executable, FUZZ, "--seconds", "20", "--examples", "50", "--json", summary,
+    command = [sys.executable, FUZZ, "--seconds", "8", "--examples", "30", "--json", summary,
                "--crashes", tmp_path / "crashes"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     found = json.loads(summary.read_text())
     assert found["crashes"] == {}, found["crashes"]
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert found["executions"] >= 150 and min(found["by_target"].values()) > 0
+    assert found["executions"] >= 90 and min(found["by_target"].values()) > 0
 
 
 @pytest.fixture(scope="module")

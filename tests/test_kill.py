@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, cli_batch, make_subset
+from conftest import cli_batch, make_subset
 from corpus import good_model
 from pneumocxr.models.io import load_model, save_model
 from pneumocxr.models.smallnet import SmallNet
@@ -64,7 +64,7 @@ def evaluation_setup(tmp_path_factory):
     data = make_subset(base / "data", 8, 8)
     old, new = good_model(base / "old"), good_model(base / "new")  # two random models
     out = base / "parent" / "evaluation"
-    cli("evaluate", old, "--data", data, "--out", out, timeout=180)
+    evaluate_to_folder(old, out, data)  # the earlier results
     evaluate_to_folder(new, base / "reference", data)  # what a complete new run writes
     return data, old, new, out, snapshot(base / "reference")
 
@@ -112,7 +112,7 @@ def export_setup(tmp_path_factory):
     source = base / "source"
     save_model(SmallNet(224), source)
     out = base / "parent" / "model"
-    cli("export", source, "--out", out, "--half", timeout=120)
+    export_model(source, out, half=True)
     return source, out
 
 

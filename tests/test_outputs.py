@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -28,8 +29,32 @@ def odd_folder(tmp_path_factory):
     return folder
 
 
-def test_odd_file_names_keep_one_tsv_line_each_and_a_csv(odd_folder, tmp_path):
-    result = cli("predict", odd_folder, "--csv", tmp_path / "p.csv")
+@pytest.fixture(scope="module")
+def batch(odd_folder, kaggle_zip, tmp_path_factory):
+    """The CLI runs of this module, in one process (torch is imported once)."""
+    out = tmp_path_factory.mktemp("batch")
+    warn = out / "warn"
+    warn.mkdir()
+    (warn / "bad\nname.jpeg").write_bytes(b"not an image")
+    shutil.copy(shared_images("NORMAL", 1)[0], warn / "good.jpeg")
+    sizes = out / "sizes"
+    sizes.mkdir()
+    Image.new("L", (1, 1)).save(sizes / "dot.png")
+    Image.new("L", (20000, 10)).save(sizes / "line.png")
+    Image.new("L", (4000, 600)).save(sizes / "strip.png")  # 6.7:1
+    (sizes / "black.png").write_bytes(_black_png(21000, 21000))
+    commands = {
+        "odd": ["predict", odd_folder, "--csv", out / "p.csv"],
+        "warn": ["predict", warn],
+        "sizes": ["predict", sizes],
+        "split": ["split", "--data", kaggle_zip, "--out", out / "s", "--split", "image"],
+    }
+    return out, dict(zip(commands, cli_batch(list(commands.values()))))
+
+
+def test_odd_file_names_keep_one_tsv_line_each_and_a_csv(odd_folder, batch):
+    tmp_path, results = batch
+    result = results["odd"]
     lines = result.stdout.splitlines()
     assert len(lines) == 5 and all(line.count("\t") == 2 for line in lines)
     shown = sorted(line.split("\t")[0].rsplit("/", 1)[1] for line in lines)
@@ -49,12 +74,10 @@ def test_csv_into_a_folder_is_a_clear_error(odd_folder, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_warning_naming_an_odd_file_stays_on_one_line(tmp_path):
-    (tmp_path / "bad\nname.jpeg").write_bytes(b"not an image")
-    shutil.copy(shared_images("NORMAL", 1)[0], tmp_path / "good.jpeg")
-    result = cli("predict", tmp_path)
-    assert result.stderr.splitlines() == [
-        f"warning: skipped {tmp_path}/bad\\nname.jpeg: not a readable image (unknown format "
+def test_a_warning_naming_an_odd_file_stays_on_one_line(batch):
+    out, results = batch
+    assert results["warn"].stderr.splitlines() == [
+        f"warning: skipped {out}/warn/bad\\nname.jpeg: not a readable image (unknown format "
         "or damaged)"
     ]
 
@@ -94,10 +117,10 @@ def test_a_nested_copy_of_the_data_counts_once(kaggle_zip, caplog):
     assert "30 duplicate file(s) ignored" in caplog.text
 
 
-def test_the_image_split_never_puts_one_file_in_two_splits(kaggle_zip, tmp_path):
-    result = cli("split", "--data", kaggle_zip, "--out", tmp_path, "--split", "image")
-    assert result.stderr.count("duplicate file(s) ignored") == 1
-    table = read_csv(tmp_path / "splits.csv")
+def test_the_image_split_never_puts_one_file_in_two_splits(batch):
+    out, results = batch
+    assert results["split"].stderr.count("duplicate file(s) ignored") == 1
+    table = read_csv(out / "s" / "splits.csv")
     names = table["path"].map(os.path.basename)
     assert len(table) == 30 and names.is_unique
 
@@ -121,12 +144,8 @@ def test_other_formats_are_read_in_folders_as_when_named(tmp_path, fmt):
     assert table["path"].str.endswith(f"extra.{fmt.lower()}").sum() == 1
 
 
-def test_sizes_no_radiograph_has_are_refused(tmp_path):
-    Image.new("L", (1, 1)).save(tmp_path / "dot.png")
-    Image.new("L", (20000, 10)).save(tmp_path / "line.png")
-    Image.new("L", (4000, 600)).save(tmp_path / "strip.png")  # 6.7:1
-    (tmp_path / "black.png").write_bytes(_black_png(21000, 21000))
-    result = cli("predict", tmp_path, check=False)
+def test_sizes_no_radiograph_has_are_refused(batch):
+    result = batch[1]["sizes"]
     assert result.returncode == 1 and result.stdout == ""
     messages = sorted(line.split(".png: ", 1)[1] for line in result.stderr.splitlines()[:-1])
     assert messages == [
@@ -173,10 +192,12 @@ def test_patient_data_never_reaches_the_output(tmp_path):
 
     for path in made.values():
         ds = pydicom.dcmread(path)
-        for key, value in secret.items():
-            setattr(ds, key, value)
-        ds.SpecificCharacterSet = "Secretname"  # an invalid value pydicom would warn about
-        ds.save_as(path)
+        with warnings.catch_warnings():  # pydicom warns here too, writing the invalid values
+            warnings.simplefilter("ignore")
+            for key, value in secret.items():
+                setattr(ds, key, value)
+            ds.SpecificCharacterSet = "Secretname"  # an invalid value pydicom would warn about
+            ds.save_as(path)
     data = made["truncated"].read_bytes()
     made["truncated"].write_bytes(data[: len(data) - 5000])
     results = cli_batch(
