@@ -77,6 +77,15 @@ ExternalOpt = Annotated[
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
 StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option(help="Replace earlier results in --out (the folder is replaced whole).")
+]
+TrustPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Allow a pickle-based weights file (.pth); it is still read with weights_only=True."
+    ),
+]
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -236,6 +245,7 @@ def train(
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
     strict: StrictOpt = False,
+    trust_pickle: TrustPickleOpt = False,
 ):
     """Train one model into a run folder and export its best weights."""
     from pneumocxr.data.download import resolve_data
@@ -281,8 +291,17 @@ def train(
             strict=strict,
             quick=quick,
         )
+    _allow_pickle(cfg.weights, trust_pickle)
     result = run_training(cfg, resume=resume)
     typer.echo(f"run folder: {result.run_dir}")
+
+
+def _allow_pickle(weights: str, trusted: bool) -> None:
+    """--trust-pickle: the user vouches for this weights file."""
+    if trusted and weights not in ("default", "none"):
+        from pneumocxr.models.weights import trust_pickle
+
+        trust_pickle(weights)
 
 
 # -- the main job ---------------------------------------------------------------------------
@@ -304,18 +323,20 @@ def run(
         str,
         typer.Option(
             help="The transfer model's ImageNet weights: default (download or "
-            "package) or a local file such as vgg16-397923af.pth."
+            "package) or a local file (a .pth such as vgg16-397923af.pth needs --trust-pickle)."
         ),
     ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,
     seed: SeedOpt = 42,
     external: ExternalOpt = None,
     method: SplitOpt = SplitMethod.auto,
+    trust_pickle: TrustPickleOpt = False,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
+    _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(
         resolve_data(data), out, transfer.value, quick, seed, transfer_weights, external,
         method.value,
@@ -338,16 +359,14 @@ def predict(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 64,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
+    from pneumocxr.display import display_path
     from pneumocxr.pipeline import predict_files
 
+    if csv is not None and csv.is_dir():
+        raise PneumoError(f"--csv {csv} is a folder; give a file name")
     table, failures = predict_files(paths, model, threshold, batch_size)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    if csv is not None:
-        from pneumocxr.fileio import atomic_path
-
-        with atomic_path(csv) as tmp:
-            table.to_csv(tmp, index=False)
     for row in table.itertuples():
         if as_json:
             typer.echo(
@@ -360,7 +379,11 @@ def predict(
                 )
             )
         else:
-            typer.echo(f"{row.path}\t{row.predicted}\t{row.p_pneumonia:.4f}")
+            typer.echo(f"{display_path(row.path)}\t{row.predicted}\t{row.p_pneumonia:.4f}")
+    if csv is not None and not table.empty:
+        from pneumocxr.fileio import write_csv
+
+        write_csv(csv, table)
     if failures and table.empty:
         raise PneumoError("no image could be read")
 
@@ -398,11 +421,12 @@ def evaluate(
     ] = None,
     threshold: ThresholdOpt = None,
     tta: TTAOpt = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold, tta)
+    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite, tta)
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -494,10 +518,12 @@ def dicom2png(
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
     from pneumocxr.data.dicom import dicom_to_png
 
-    failures = dicom_to_png(source, target)
+    written, failures = dicom_to_png(source, target)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    typer.echo(f"wrote {target}")
+    if not written:
+        raise PneumoError(f"none of the {len(failures)} DICOM files could be converted")
+    typer.echo(f"wrote {written[0] if len(written) == 1 else target}")
 
 
 @app.command()
@@ -557,13 +583,14 @@ def export(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Copy an exported model elsewhere, optionally as float16, with its metadata; optionally
     with a new operating threshold and external-validation figures."""
     from pneumocxr.pipeline import export_model
 
     card = _card(threshold, threshold_on, min_sensitivity, external)
-    typer.echo(f"wrote {export_model(model, out, half, card)}")
+    typer.echo(f"wrote {export_model(model, out, half, overwrite, card)}")
 
 
 @app.command()
@@ -574,12 +601,13 @@ def ensemble(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Combine models into one that averages their logits; every command takes the folder."""
     from pneumocxr.pipeline import make_ensemble
 
     card = _card(threshold, threshold_on, min_sensitivity, external) or {}
-    path, figures = make_ensemble(models, out, card)
+    path, figures = make_ensemble(models, out, card, overwrite)
     typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
     typer.echo(f"wrote {path}")
 
@@ -669,8 +697,11 @@ def _setup_logging() -> None:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        from pneumocxr.display import display_path
+
         text = record.getMessage()
-        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+        # A warning is one line even when it quotes a file name holding a line break.
+        return f"warning: {display_path(text)}" if record.levelno >= logging.WARNING else text
 
 
 def main() -> None:
@@ -698,8 +729,10 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
+    from pneumocxr.display import one_line
+
     # Messages may quote a library's multi-line text (pandas, pydicom): keep them on one line.
-    typer.echo("error: " + " ".join(message.split()), err=True)
+    typer.echo("error: " + one_line(message), err=True)
     sys.exit(1)
 
 
