@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_subset  # noqa: E402
 
-OPTIONS = ["--model", "smallnet", "--image-size", "48", "--batch-size", "16", "--augment",
-           "strong", "--corruption-p", "0.5", "--mixup", "0.2", "--seed", "7", "--epochs", "4"]  # fmt: skip
+OPTIONS = ["--model", "smallnet", "--image-size", "48", "--batch-size", "16", "--epochs", "4",
+           "--augment", "strong", "--corruption-p", "0.5", "--mixup", "0.2",
+           "--seed", "7"]  # fmt: skip
 
 
 def cli(args, kill_after: float | None = None) -> float:
