@@ -112,7 +112,7 @@ def split(
     """Split the images into train/val/test and plot the class counts."""
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.download import resolve_data
-    from pneumocxr.data.split import split_summary
+    from pneumocxr.data.split import PROTOCOLS, split_summary
     from pneumocxr.fileio import ensure_dir
     from pneumocxr.training.rundir import write_splits
 
@@ -128,6 +128,7 @@ def split(
         strict=strict,
     )
     write_splits(out, dataset.table)
+    typer.echo(f"split protocol: {PROTOCOLS[dataset.protocol]}")
     for name, counts in split_summary(dataset.table).items():
         typer.echo(
             f"{name:5s} {counts['images']:5d} images, {counts['patients']:5d} patients "

@@ -75,6 +75,7 @@ def run_tutorial(
     external set, when given)."""
     from pneumocxr.data.dataset import load_dataset, load_external
     from pneumocxr.data.plots import augmentation_figure
+    from pneumocxr.data.split import PROTOCOLS
     from pneumocxr.models.registry import build_model
     from pneumocxr.training import rundir
     from pneumocxr.training.trainer import QUICK, RUN_RECIPES, TrainConfig, train
@@ -85,6 +86,8 @@ def run_tutorial(
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
     limit = QUICK["limit"] if quick else None
     dataset = load_dataset(root, size, split=split, seed=seed, limit=limit)
+    log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
+    split = dataset.protocol
     outside = None if external is None else load_external(external, size, dataset.table)
     rundir.write_splits(run_dir, dataset.table)
     labels = dataset.labels[dataset.split_index()["train"]].int().tolist()

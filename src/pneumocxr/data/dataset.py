@@ -13,7 +13,6 @@ import torch
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images, require_both_classes
 from pneumocxr.data.split import (
-    PROTOCOLS,
     SPLITS,
     make_splits,
     resolve_split,
@@ -31,6 +30,7 @@ class Dataset:
     table: pd.DataFrame
     pixels: torch.Tensor
     root: Path
+    protocol: str = ""  # the split protocol used (data/split.py's PROTOCOLS)
 
     @property
     def labels(self) -> torch.Tensor:
@@ -89,11 +89,10 @@ def load_dataset(
         table = drop_unreadable(table, decoded.failures, strict)
     require_both_classes(table, root)
     if splits is None:
-        split = resolve_split(split, table)
-        log.info("split protocol: %s", PROTOCOLS[split])
-        table = make_splits(table, split, test_size, val_size, seed)
+        protocol = resolve_split(split, table)
+        table = make_splits(table, protocol, test_size, val_size, seed)
     _check_splits(table)
-    return Dataset(table, decoded.pixels, root)
+    return Dataset(table, decoded.pixels, root, protocol if splits is None else "as saved")
 
 
 def _check_splits(table: pd.DataFrame) -> None:

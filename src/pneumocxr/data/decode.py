@@ -102,8 +102,9 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
     except UnidentifiedImageError:
         if named_dicom:
             raise PneumoError(f"{where}not a DICOM file (no DICM marker) nor an image") from None
-        kinds = "JPEG, PNG or DICOM" if formats == UPLOAD_FORMATS else "a supported image format"
-        raise UnsupportedImage(f"{where}not a readable image (not {kinds})") from None
+        upload = formats == UPLOAD_FORMATS
+        reason = "not JPEG, PNG or DICOM" if upload else "unknown format or damaged"
+        raise UnsupportedImage(f"{where}not a readable image ({reason})") from None
     except Image.DecompressionBombError:
         raise PneumoError(
             f"{where}over {2 * MAX_PIXELS / 1e6:.0f} megapixels (the limit is "

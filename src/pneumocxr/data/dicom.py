@@ -71,7 +71,7 @@ def read_dicom_display(source, where: str | None = None, max_pixels: int | None 
     try:
         ds = pydicom.dcmread(source, defer_size="1 MB")  # pixel data read later, if at all
     except InvalidDicomError:
-        raise PneumoError(f"{where}not a DICOM file (no DICOM header)") from None
+        raise PneumoError(f"{where}not a readable DICOM file (no DICOM header)") from None
     except Exception as err:  # pydicom raises many types for a broken file
         raise PneumoError(
             f"{where}not a readable DICOM file (damaged: {type(err).__name__})"

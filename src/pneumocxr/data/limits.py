@@ -29,6 +29,6 @@ def check_geometry(width: int, height: int, where: str = "") -> None:
         )
     if width * height > MAX_PIXELS:
         raise PneumoError(
-            f"{where}{size} ({width * height / 1e6:.0f} megapixels) is over the limit of "
-            f"{MAX_PIXELS / 1e6:.0f} megapixels"
+            f"{where}image too large: {size} ({width * height / 1e6:.0f} megapixels) is over "
+            f"the limit of {MAX_PIXELS / 1e6:.0f} megapixels"
         )

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from pneumocxr import __version__
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import Dataset, load_dataset, load_external
-from pneumocxr.data.split import split_summary
+from pneumocxr.data.split import PROTOCOLS, split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
 from pneumocxr.models.base import PneumoNet
@@ -229,6 +229,9 @@ def train(
             limit=cfg.limit,
             splits=splits,
         )
+    if dataset.protocol in PROTOCOLS:
+        cfg.split = dataset.protocol  # config.json and model.json say what "auto" became
+        log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
     external = _external(cfg, dataset, external)
     if resume is None:
         run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
