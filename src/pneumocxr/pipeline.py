@@ -44,7 +44,7 @@ def write_preview(root, out, image_size: int = 224, seed: int = 42) -> Path:
     return save_figure(augmentation_figure(decoded.pixels, labels, seed), out)
 
 
-def predict_files(paths, model=None, threshold=None, batch_size: int = 64):
+def predict_files(paths, model=None, threshold=None, batch_size: int = 32, engine: str = "torch"):
     """Predictions for files and folders: a table (path, p_pneumonia, predicted), failures."""
     from pneumocxr.evaluation.inference import (
         choose_threshold,
@@ -56,7 +56,7 @@ def predict_files(paths, model=None, threshold=None, batch_size: int = 64):
 
     loaded = resolve_model(model)
     cut = choose_threshold(threshold, loaded)
-    table, failures = predict_paths(loaded, expand_inputs(paths), batch_size)
+    table, failures = predict_paths(loaded, expand_inputs(paths), batch_size, engine)
     table["predicted"] = [label_for(p, cut) for p in table["p_pneumonia"]]
     return table, failures
 

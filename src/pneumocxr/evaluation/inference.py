@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumocxr.data.decode import decode_all
+from pneumocxr.data.decode import DecodeStream
 from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
-from pneumocxr.models.predict import predict_pixels
+from pneumocxr.models.predict import batch_logits, sigmoid
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -61,13 +61,26 @@ def expand_inputs(paths) -> list[Path]:
     return files
 
 
-def predict_paths(loaded: LoadedModel, paths, batch_size: int = 64):
-    """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
-    prep = loaded.preprocessing
-    decoded = decode_all(paths, prep.image_size)
-    probs = predict_pixels(loaded.model, decoded.pixels, batch_size)
-    kept = [str(p) for p, ok in zip(paths, decoded.ok) if ok]
-    return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), decoded.failures
+def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, engine: str = "torch"):
+    """(table of path and p_pneumonia for readable files, list of (path, reason) failures).
+
+    Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
+    memory does not grow with the number of files; the batches are those of `predict_pixels`.
+    `engine` "onnx" runs the model with ONNX Runtime (an optional extra) instead of PyTorch.
+    """
+    paths = list(paths)
+    stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
+    if engine == "onnx":
+        from pneumocxr.models.onnx import OnnxEngine, onnx_batch_logits
+
+        logits = onnx_batch_logits(OnnxEngine(loaded.model), stream)
+    elif engine == "torch":
+        logits = batch_logits(loaded.model, stream)
+    else:
+        raise PneumoError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
+    probs = sigmoid(logits)
+    kept = [str(p) for p, ok in zip(paths, stream.ok) if ok]
+    return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), stream.failures
 
 
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:

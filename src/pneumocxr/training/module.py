@@ -79,7 +79,8 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=self.hparams.lr)
+        # One fused kernel per step instead of a dozen passes over SmallNet's 11M weights.
+        optimizer = torch.optim.Adam(params, lr=self.hparams.lr, fused=True)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="min",
