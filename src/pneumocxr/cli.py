@@ -431,6 +431,37 @@ def export(
 
 
 @app.command()
+def bench(
+    model: Annotated[
+        str | None, typer.Option(help="Model for the inference figures. [default model]")
+    ] = None,
+    transfer: Annotated[
+        str, typer.Option(help="Transfer architecture for the training figures.")
+    ] = "efficientnet-lite0",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    image_size: Annotated[int, typer.Option(help="Training input size.")] = 224,
+    steps: Annotated[
+        int | None, typer.Option(help="Timed training steps per figure. [10, --quick 3]")
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Fewer steps and files: under a minute.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder of images to read. [synthetic X-ray-sized JPEGs]"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Training and inference speed, each also as a ratio to a plain eager PyTorch SmallNet and
+    to a large matrix multiply measured in the same run."""
+    from pneumocxr.bench.suite import BenchOptions, bench_table, run_bench
+
+    opts = BenchOptions(
+        model, transfer, batch_size, image_size, steps, quick, str(data) if data else None
+    )
+    result = run_bench(opts, progress=lambda message: log.info("bench: %s", message))
+    typer.echo(json.dumps(result, indent=2) if as_json else bench_table(result))
+
+
+@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")]):
     """Rebuild report.html of a run folder."""
     from pneumocxr.report.html import write_report
@@ -460,6 +491,10 @@ class _Formatter(logging.Formatter):
 def main() -> None:
     from pneumocxr._malloc import tune_malloc
 
+    # Idle OpenMP threads sleep instead of spinning: on two shared cores a spinning thread
+    # took the core the Python thread needed (SmallNet training 24 -> 38 img/s, one third
+    # less CPU time; docs/PERFORMANCE.md). Must be set before torch loads; overridable.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     tune_malloc()
     _setup_logging()
     try:

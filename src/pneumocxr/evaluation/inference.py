@@ -71,9 +71,9 @@ def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, engine: str 
     paths = list(paths)
     stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
     if engine == "onnx":
-        from pneumocxr.models.onnx import OnnxEngine, onnx_batch_logits
+        from pneumocxr.models.onnx import engine_for, onnx_batch_logits
 
-        logits = onnx_batch_logits(OnnxEngine(loaded.model), stream)
+        logits = onnx_batch_logits(engine_for(loaded.model), stream)
     elif engine == "torch":
         logits = batch_logits(loaded.model, stream)
     else:

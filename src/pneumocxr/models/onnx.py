@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,17 @@ class OnnxEngine:
     def logits(self, batch: torch.Tensor) -> np.ndarray:
         pixels = prepare_batch(batch, self.prep).contiguous().numpy()
         return self.session.run(None, {"pixels": pixels})[0][:, 0]
+
+
+_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def engine_for(model: PneumoNet) -> OnnxEngine:
+    """One engine per loaded model and process (sessions take a while to build); meant for
+    models that are only predicted with, as loaded ones are."""
+    if model not in _ENGINES:
+        _ENGINES[model] = OnnxEngine(model)
+    return _ENGINES[model]
 
 
 def onnx_batch_logits(engine: OnnxEngine, batches) -> np.ndarray:
