@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -188,10 +189,25 @@ def train(
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
     strict: StrictOpt = False,
+    accelerator: Annotated[
+        str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
+    ] = "auto",
+    devices: Annotated[
+        str, typer.Option(help="Devices per node: a count, auto, or ids such as 0,1.")
+    ] = "1",
+    num_nodes: Annotated[int, typer.Option(min=1, help="Machines (see docs/SCALING.md).")] = 1,
+    strategy: Annotated[
+        str, typer.Option(help="Lightning strategy: auto, ddp, ddp_find_unused_parameters_true...")
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="32-true, 16-mixed (GPU) or bf16-mixed.")
+    ] = "32-true",
 ):
-    """Train one model into a run folder and export its best weights."""
+    """Train one model into a run folder and export its best weights (on several devices or
+    machines with --devices, --num-nodes: docs/SCALING.md)."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.training.rundir import find_run_dir, read_config
+    from pneumocxr.training.scaling import is_global_zero
     from pneumocxr.training.trainer import TrainConfig
     from pneumocxr.training.trainer import train as run_training
 
@@ -227,8 +243,12 @@ def train(
             strict=strict,
             quick=quick,
         )
+    devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
+                   "strategy": strategy, "precision": precision}  # fmt: skip
+    cfg = dataclasses.replace(cfg, **devices_now)  # a resumed run may move to other devices
     result = run_training(cfg, resume=resume)
-    typer.echo(f"run folder: {result.run_dir}")
+    if is_global_zero():  # the other DDP processes ran the same command
+        typer.echo(f"run folder: {result.run_dir}")
 
 
 # -- the main job ---------------------------------------------------------------------------

@@ -62,7 +62,8 @@ class Classifier(L.LightningModule):
         logits = self(x)
         loss = F.binary_cross_entropy_with_logits(logits, y, weight=self.class_weights[y.long()])
         metrics.update(torch.sigmoid(logits), y.long())
-        self.log(f"{prefix}loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        # sync_dist: with DDP every process sees the mean over all shards (a no-op otherwise).
+        self.log(f"{prefix}loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=prefix == "val_")
         return loss
 
