@@ -107,7 +107,7 @@ def _inference(opts: BenchOptions, files: list[Path], progress) -> dict:
     from pneumocxr.evaluation.inference import resolve_model
 
     loaded = resolve_model(opts.model)
-    count = 192 if opts.quick else 1024
+    count = opts.batch_size * (6 if opts.quick else 32)
     paths = _cycle(files, count)
     progress(f"inference: {loaded.meta['architecture']}, {count} files")
     out = {"infer_model": loaded.meta["architecture"]}
