@@ -123,6 +123,8 @@ def _inference(opts: BenchOptions, files: list[Path], progress) -> dict:
     flop = reference.forward_flop_per_image(loaded.model.eval(), example)
     out["infer_gflop_per_image"] = flop / 1e9
     out["infer_gflops"] = out["infer_img_s"] * flop / 1e9
+    if out["infer_onnx_img_s"]:
+        out["infer_onnx_gflops"] = out["infer_onnx_img_s"] * flop / 1e9
     latency = inference.latency_ms(loaded, paths, 20 if opts.quick else 100)
     out["latency_p50_ms"], out["latency_p99_ms"] = latency["p50"], latency["p99"]
     return out
