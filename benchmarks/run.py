@@ -11,6 +11,7 @@
     python benchmarks/run.py predict-folder    # `pneumocxr predict` on 2,000 files: img/s, RSS
     python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
     python benchmarks/run.py speed             # the three above, then report (about 6 minutes)
+    python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 vs int8: speed, AUC
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -320,6 +321,16 @@ def predict_cold(_args, repeats: int = 5) -> None:
                           "median_s": float(sorted(walls)[len(walls) // 2])})  # fmt: skip
 
 
+def onnx_int8(_args) -> None:
+    """Is int8 worth it? Speed and validation/external metrics of the shipped model."""
+    script = ROOT / "benchmarks" / "onnx_int8.py"
+    external = DATA.parent / "external"
+    out = subprocess.run([sys.executable, str(script), str(DATA), str(external)],
+                         check=True, capture_output=True, text=True)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    save("onnx_int8", {"command": "python benchmarks/onnx_int8.py DATA EXTERNAL", **result})
+
+
 def speed(args) -> None:
     for job in (bench, predict_folder, predict_cold, report):
         job(args)
@@ -343,6 +354,7 @@ JOBS = {
     "bench": bench,
     "predict-folder": predict_folder,
     "predict-cold": predict_cold,
+    "onnx-int8": onnx_int8,
     "speed": speed,
     "report": report,
 }

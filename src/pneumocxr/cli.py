@@ -301,30 +301,26 @@ def predict(
     ] = Engine.torch,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
-    from pneumocxr.pipeline import predict_files
+    from pneumocxr.pipeline import predict_rows
 
-    table, failures = predict_files(paths, model, threshold, batch_size, engine.value)
+    rows, failures = predict_rows(paths, model, threshold, batch_size, engine.value)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if csv is not None:
+        import csv as csv_module
+
         from pneumocxr.fileio import atomic_path
 
-        with atomic_path(csv) as tmp:
-            table.to_csv(tmp, index=False)
-    for row in table.itertuples():
+        with atomic_path(csv) as tmp, open(tmp, "w", newline="") as stream:
+            writer = csv_module.writer(stream, lineterminator="\n")
+            writer.writerow(["path", "p_pneumonia", "predicted"])
+            writer.writerows(rows)
+    for path, prob, label in rows:
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "path": row.path,
-                        "label": row.predicted,
-                        "p_pneumonia": round(row.p_pneumonia, 6),
-                    }
-                )
-            )
+            typer.echo(json.dumps({"path": path, "label": label, "p_pneumonia": round(prob, 6)}))
         else:
-            typer.echo(f"{row.path}\t{row.predicted}\t{row.p_pneumonia:.4f}")
-    if failures and table.empty:
+            typer.echo(f"{path}\t{label}\t{prob:.4f}")
+    if failures and not rows:
         raise PneumoError("no image could be read")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pneumocxr.data.decode import DecodeStream
 from pneumocxr.data.dicom import is_dicom
@@ -62,7 +61,15 @@ def expand_inputs(paths) -> list[Path]:
 
 
 def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, engine: str = "torch"):
-    """(table of path and p_pneumonia for readable files, list of (path, reason) failures).
+    """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
+    import pandas as pd
+
+    kept, probs, failures = predict_probabilities(loaded, paths, batch_size, engine)
+    return pd.DataFrame({"path": kept, "p_pneumonia": probs}), failures
+
+
+def predict_probabilities(loaded: LoadedModel, paths, batch_size: int = 32, engine="torch"):
+    """(readable paths, their P(pneumonia), list of (path, reason) failures).
 
     Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
     memory does not grow with the number of files; the batches are those of `predict_pixels`.
@@ -78,9 +85,8 @@ def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, engine: str 
         logits = batch_logits(loaded.model, stream)
     else:
         raise PneumoError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
-    probs = sigmoid(logits)
     kept = [str(p) for p, ok in zip(paths, stream.ok) if ok]
-    return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), stream.failures
+    return kept, sigmoid(logits).astype(np.float64), stream.failures
 
 
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
