@@ -7,6 +7,7 @@
     python benchmarks/run.py quick-run         # `pneumocxr run --quick`
     python benchmarks/run.py full-run          # `pneumocxr run` (about 40 minutes)
     python benchmarks/run.py inference         # ms per image, with and without malloc tuning
+    python benchmarks/run.py serve-load        # `pneumocxr loadtest` against `pneumocxr serve`
     python benchmarks/run.py bench             # `pneumocxr bench --json` (about 3 minutes)
     python benchmarks/run.py predict-folder    # `pneumocxr predict` on 2,000 files: img/s, RSS
     python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
@@ -336,6 +337,91 @@ def speed(args) -> None:
         job(args)
 
 
+SERVE_SETUPS = (  # label, image side (None: the shared 224 px files), --max-batch, environment
+    ("224 px JPEG, batching on", None, 16, {}),
+    ("224 px JPEG, batching off", None, 1, {}),
+    ("224 px JPEG, batching on, spinning OpenMP", None, 16, {"OMP_WAIT_POLICY": "ACTIVE"}),
+    ("2048 px JPEG, batching on", 2048, 16, {}),
+)
+LOAD_ARGS = ["--requests", "64", "--clients", "1,4,16", "--time-limit", "300"]
+
+
+def serve_load(_args) -> None:
+    """Requests/s and p50/p99 latency of `pneumocxr serve` at 1, 4 and 16 clients, with and
+    without Grad-CAM; with batching off for comparison, and with large uploads."""
+    shared = [
+        path
+        for label in ("NORMAL", "PNEUMONIA")
+        for path in sorted((DATA / "train" / label).glob("*.jpeg"))[:16]
+    ]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, side, max_batch, env in SERVE_SETUPS:
+            images = shared if side is None else _enlarged(shared, side, Path(tmp))
+            before = os.getloadavg()[0]  # others' load on a shared machine skews these figures
+            result = _load_test(images, max_batch, env, Path(tmp))
+            runs.append({"setup": label, "max_batch": max_batch, "image_side": side, "env": env,
+                         "load_average": [before, os.getloadavg()[0]], **result})  # fmt: skip
+            print(json.dumps(runs[-1]["levels"]), flush=True)
+    save(
+        "serve_load",
+        {
+            "command": "pneumocxr serve --port PORT --max-batch B & pneumocxr loadtest IMAGES "
+            f"--url http://127.0.0.1:PORT {' '.join(LOAD_ARGS)} --json",
+            "images": "32 shared training X-rays (16 NORMAL, 16 PNEUMONIA), as they are "
+            "(224x224 JPEG) or enlarged to 2048x2048 JPEG (quality 90)",
+            "runs": runs,
+        },
+    )
+
+
+def _enlarged(images: list[Path], side: int, tmp: Path) -> list[Path]:
+    """Copies the size of a real radiograph (the shared files are 224 px)."""
+    from PIL import Image
+
+    out = []
+    for path in images:
+        target = tmp / f"{side}-{path.name}"
+        image = Image.open(path).convert("L").resize((side, side), Image.Resampling.BICUBIC)
+        image.save(target, quality=90)
+        out.append(target)
+    return out
+
+
+def _load_test(images: list[Path], max_batch: int, env: dict, tmp: Path) -> dict:
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [*PNEUMOCXR, "serve", "--port", str(port), "--max-batch", str(max_batch)]
+    with open(tmp / "server.log", "w") as log:
+        server = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
+        try:
+            for _ in range(240):
+                if server.poll() is not None:
+                    sys.exit(f"the server stopped:\n{(tmp / 'server.log').read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/api/health", trust_env=False).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            load = [*PNEUMOCXR, "loadtest", *map(str, images), "--url", url, *LOAD_ARGS, "--json"]
+            done = subprocess.run(load, capture_output=True, text=True, timeout=900)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    if done.returncode:
+        sys.exit(f"the load test failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
 def report(_args) -> None:
     from render import render  # benchmarks/render.py
 
@@ -351,6 +437,7 @@ JOBS = {
     "quick-run": quick_run,
     "full-run": full_run,
     "inference": inference,
+    "serve-load": serve_load,
     "bench": bench,
     "predict-folder": predict_folder,
     "predict-cold": predict_cold,

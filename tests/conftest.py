@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "chest_xray").resolve()
 TRAIN = DATA / "train"
+EXTERNAL = (ROOT / ".." / "shared" / "data" / "external").resolve()
 
 
 def pytest_sessionstart(session):
@@ -104,8 +105,9 @@ def effnet_run(small_data, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def quick_run(data_root, tmp_path_factory) -> Path:
-    """`pneumocxr run --quick` on the whole shared folder: the main job, once per session."""
+    """`pneumocxr run --quick` on the whole shared folder with the external set: the main job,
+    once per session."""
     out = tmp_path_factory.mktemp("main")
-    cli("run", "--data", data_root, "--out", out, "--quick")
+    cli("run", "--data", data_root, "--out", out, "--quick", "--external", EXTERNAL)
     (run_dir,) = out.glob("run-*")
     return run_dir

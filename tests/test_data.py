@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_subset, shared_images
+from conftest import EXTERNAL, make_subset, shared_images
 from pneumocxr.data.decode import decode_all, load_image
 from pneumocxr.data.index import index_images, parse_patient
 from pneumocxr.data.split import make_splits, split_summary
@@ -21,7 +21,8 @@ def shared_table(data_root):
 def test_index_counts_the_shared_folder(shared_table):
     assert len(shared_table) == 5216
     assert shared_table["label"].value_counts().to_dict() == {"PNEUMONIA": 3875, "NORMAL": 1341}
-    assert list(shared_table.columns) == ["path", "label", "patient", "subtype"]
+    assert list(shared_table.columns) == ["path", "label", "patient", "subtype", "source"]
+    assert set(shared_table["source"]) == {"train"}
     pneumonia = shared_table[shared_table["label"] == "PNEUMONIA"]
     assert set(pneumonia["subtype"]) == {"bacteria", "virus"}
     assert set(shared_table.loc[shared_table["label"] == "NORMAL", "subtype"]) == {""}
@@ -145,3 +146,44 @@ def test_decode_all_lists_unreadable_files(tmp_path):
         str(tmp_path / "broken.jpeg"),
         str(tmp_path / "text.jpeg"),
     ]
+
+
+@pytest.fixture(scope="module")
+def kaggle_layout(tmp_path_factory):
+    """A Kaggle download: train/ and val/ from the shared training X-rays, test/ from the
+    external set (symlinks; nothing is trained here)."""
+    root = tmp_path_factory.mktemp("kaggle") / "chest_xray"
+    make_subset(root / "train", 60, 60)
+    make_subset(root / "val", 4, 4, start=200)
+    for label in ("NORMAL", "PNEUMONIA"):
+        (root / "test" / label).mkdir(parents=True)
+        for image in sorted((EXTERNAL / label).glob("*.jpeg"))[:20]:
+            (root / "test" / label / image.name).symlink_to(image)
+    return root
+
+
+def test_official_split_uses_the_test_folder_and_keeps_patients_apart(kaggle_layout):
+    table = make_splits(index_images(kaggle_layout), "official", seed=1)
+    test = table[table["split"] == "test"]
+    assert set(test["source"]) == {"test"} and len(test) == 40
+    assert (table.loc[table["source"] == "test", "split"] == "test").all()
+    rest = table[table["split"] != "test"]
+    assert set(rest["source"]) == {"train", "val"}  # the val folder joins the training pool
+    train, val = (set(rest.loc[rest["split"] == s, "patient"]) for s in ("train", "val"))
+    assert train and val and not train & val
+    assert abs(len(val) / (len(val) + len(train)) - 0.2) < 0.05  # patients, 20% to validation
+
+
+def test_auto_split_picks_the_protocol_from_the_layout(kaggle_layout, small_data):
+    from pneumocxr.data.split import resolve_split
+
+    assert resolve_split("auto", index_images(kaggle_layout)) == "official"
+    assert resolve_split("auto", index_images(small_data)) == "patient"
+    assert resolve_split("patient", index_images(kaggle_layout)) == "patient"
+    pooled = make_splits(index_images(kaggle_layout), "patient", seed=1)
+    assert set(pooled.loc[pooled["split"] == "test", "source"]) != {"test"}  # pooling
+
+
+def test_official_split_without_a_test_folder_says_what_is_missing(small_data):
+    with pytest.raises(PneumoError, match="needs the Kaggle layout: a test/ folder"):
+        make_splits(index_images(small_data), "official")

@@ -23,6 +23,7 @@ MODEL_FILES = [
     "evaluation/confusion_matrix.png",
     "evaluation/roc.png",
     "evaluation/calibration.png",
+    "evaluation_external/metrics.json",
     "gradcam/panel.png",
 ]
 
@@ -58,6 +59,15 @@ def test_quick_run_models_learn(quick_run):
     assert smallnet["sensitivity"] > 0.5 and smallnet["specificity"] > 0.3
     comparison = json.loads((quick_run / "comparison" / "comparison.json").read_text())
     assert [c["name"] for c in comparison] == ["smallnet", "efficientnet-lite0"]
+    for c in comparison:  # every model on the external set too, with the gap
+        assert c["external"]["n"] == 312
+        assert c["gap"]["auc"] == pytest.approx(c["external"]["auc"] - c["auc"])
+    transfer = json.loads((quick_run / "efficientnet-lite0" / "model.json").read_text())
+    assert transfer["validation"]["external"]["n"] == 312
+    history = pd.read_csv(quick_run / "efficientnet-lite0" / "history.csv")
+    assert history["ext_auc"].notna().all()
+    config = json.loads((quick_run / "efficientnet-lite0" / "config.json").read_text())
+    assert config["augment"] == "strong" and config["keep"] == "last"  # the run's recipe
 
 
 def test_same_three_gradcam_images_for_both_models(quick_run):
@@ -103,6 +113,7 @@ def test_report_opens_in_chromium_with_every_image(quick_run, tmp_path):
     # distribution, augmentation, ROC comparison, and per model: curves, confusion matrix,
     # reliability diagram, Grad-CAM panel
     assert len(widths) == 3 + 2 * 4 and all(w and w > 0 for w in widths), widths
+    assert "Internal vs external" in html
     order = ["The data", "The models", "Training", "Evaluation", "ROC", "Grad-CAM"]
     positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
     assert positions == sorted(positions)

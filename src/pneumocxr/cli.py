@@ -27,6 +27,8 @@ log = logging.getLogger("pneumocxr")
 
 
 class SplitMethod(StrEnum):
+    auto = "auto"
+    official = "official"
     patient = "patient"
     image = "image"
 
@@ -34,6 +36,17 @@ class SplitMethod(StrEnum):
 class Engine(StrEnum):
     torch = "torch"
     onnx = "onnx"
+
+
+class AugmentPolicy(StrEnum):
+    tutorial = "tutorial"
+    strong = "strong"
+    none = "none"
+
+
+class SelectOn(StrEnum):
+    val = "val"
+    external = "external"
 
 
 class ClassWeight(StrEnum):
@@ -53,7 +66,18 @@ SeedOpt = Annotated[int, typer.Option(help="Random seed for splits, shuffling, a
 SplitOpt = Annotated[
     SplitMethod,
     typer.Option(
-        "--split", help="patient (no patient in two splits) or image (the tutorial's protocol)."
+        "--split",
+        help="auto: official if the data has a Kaggle test/ folder, else patient. official: "
+        "test = the test/ folder, validation carved by patient from train/. patient: all images "
+        "pooled, no patient in two splits. image: the tutorial's random image split.",
+    ),
+]
+ExternalOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--external",
+        help="An external validation folder (NORMAL/, PNEUMONIA/) from outside the training "
+        "pool: evaluated every epoch and at the end beside validation, never trained on.",
     ),
 ]
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
@@ -76,7 +100,7 @@ def download(
 def split(
     out: Annotated[Path, typer.Option(help="Folder for splits.csv and distribution.png.")],
     data: DataOpt = None,
-    method: SplitOpt = SplitMethod.patient,
+    method: SplitOpt = SplitMethod.auto,
     test_size: TestSizeOpt = 0.2,
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
@@ -146,12 +170,14 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 @app.command()
 def train(
     data: DataOpt = None,
-    model: Annotated[str, typer.Option(help="smallnet, vgg16 or efficientnet-lite0.")] = "smallnet",
+    model: Annotated[
+        str, typer.Option(help="smallnet, vgg16, efficientnet-lite0, -lite1 or -lite2.")
+    ] = "smallnet",
     out: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
     epochs: Annotated[int | None, typer.Option(help="Epochs (of the last phase). [15]")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     image_size: Annotated[int | None, typer.Option(help="Input size. [model's]")] = None,
-    method: SplitOpt = SplitMethod.patient,
+    method: SplitOpt = SplitMethod.auto,
     test_size: TestSizeOpt = 0.2,
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
@@ -173,10 +199,37 @@ def train(
         int | None, typer.Option(help="Head-only epochs before fine-tuning. [5]")
     ] = None,
     finetune_lr: Annotated[float | None, typer.Option(help="Fine-tuning rate. [lr/10]")] = None,
-    augment: Annotated[bool, typer.Option(help="Random rotation and shifts in training.")] = True,
+    augment: Annotated[
+        AugmentPolicy,
+        typer.Option(
+            help="tutorial: rotation +/-5 deg, shifts 10%. strong: also random-resized crops, "
+            "zoom, brightness/contrast/gamma, random erasing. none."
+        ),
+    ] = AugmentPolicy.tutorial,
+    corruption_p: Annotated[
+        float,
+        typer.Option(help="Share of training images given a random stress-test corruption."),
+    ] = 0.0,
+    mixup: Annotated[float, typer.Option(help="mixup's Beta parameter (0: off).")] = 0.0,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing (0: off).")] = 0.0,
+    external: ExternalOpt = None,
+    select_on: Annotated[
+        SelectOn,
+        typer.Option(
+            help="What checkpoints, early stopping and the lr schedule follow: val (the "
+            "internal split) or external (then the external figures are no longer unbiased)."
+        ),
+    ] = SelectOn.val,
     feature_cache: Annotated[bool, typer.Option(help="Cache frozen-backbone features.")] = True,
     cache_views: Annotated[int, typer.Option(help="Augmented views cached per image.")] = 4,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 20,
+    keep: Annotated[
+        str,
+        typer.Option(
+            help="Weights each phase ends with: best (the epoch with the lowest validation "
+            "loss, Keras' restore_best_weights) or last."
+        ),
+    ] = "best",
     limit: Annotated[int | None, typer.Option(help="Use about this many images.")] = None,
     resume: Annotated[
         Path | None,
@@ -235,10 +288,16 @@ def train(
             unfreeze=unfreeze,
             head_epochs=head_epochs,
             finetune_lr=finetune_lr,
-            augment=augment,
+            augment=augment.value,
+            corruption_p=corruption_p,
+            mixup=mixup,
+            label_smoothing=label_smoothing,
+            external=str(external) if external else None,
+            select_on=select_on.value,
             feature_cache=feature_cache,
             cache_views=cache_views,
             patience=patience,
+            keep=keep,
             limit=limit,
             strict=strict,
             quick=quick,
@@ -254,6 +313,8 @@ def train(
 # -- the main job ---------------------------------------------------------------------------
 class Transfer(StrEnum):
     efficientnet = "efficientnet-lite0"
+    lite1 = "efficientnet-lite1"
+    lite2 = "efficientnet-lite2"
     vgg16 = "vgg16"
 
 
@@ -273,12 +334,17 @@ def run(
     ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,
     seed: SeedOpt = 42,
+    external: ExternalOpt = None,
+    method: SplitOpt = SplitMethod.auto,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
-    run_tutorial(resolve_data(data), out, transfer.value, quick, seed, transfer_weights)
+    run_tutorial(
+        resolve_data(data), out, transfer.value, quick, seed, transfer_weights, external,
+        method.value,
+    )  # fmt: skip
 
 
 # -- using a model --------------------------------------------------------------------------
@@ -289,7 +355,8 @@ def predict(
         str | None, typer.Option(help="Run folder or model.json. [default model]")
     ] = None,
     threshold: Annotated[
-        str | None, typer.Option(help="Decision threshold: a number or 'model'. [0.5]")
+        str | None,
+        typer.Option(help="Decision threshold: a number or model (model.json's). [model]"),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
@@ -328,10 +395,18 @@ ModelArg = Annotated[
     str,
     typer.Argument(help="Run folder, model folder, model.json, or 'default' (the shipped model)."),
 ]
+TTAOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Test-time augmentation: average each image with its mirror image (measured to "
+        "lower external AUC on this data; see docs/BENCHMARKS.md)."
+    ),
+]
 ThresholdOpt = Annotated[
     str | None,
     typer.Option(
-        help="Decision threshold: a number, or 'model' for the one chosen on validation. [0.5]"
+        help="Decision threshold: a number, or model: the model's operating threshold from "
+        "model.json (0.5 for models you train; the shipped model's is in its model card). [model]"
     ),
 ]
 
@@ -348,11 +423,12 @@ def evaluate(
         ),
     ] = None,
     threshold: ThresholdOpt = None,
+    tta: TTAOpt = False,
 ):
     """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold)
+    metrics = evaluate_to_folder(model, out, data, split, threshold, tta)
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -376,12 +452,15 @@ def compare(
         str | None, typer.Option(help="A split of the first model's run instead of --data.")
     ] = None,
     threshold: ThresholdOpt = None,
+    external: ExternalOpt = None,
+    tta: TTAOpt = False,
 ):
-    """One ROC plot with every model, and a table of their metrics (markdown and JSON)."""
+    """One ROC plot with every model, and a table of their metrics (markdown and JSON); with
+    --external, internal and external figures side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
     from pneumocxr.pipeline import compare_models
 
-    table = compare_models(models, out, data, split, threshold)
+    table = compare_models(models, out, data, split, threshold, external, tta)
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
 
@@ -398,6 +477,39 @@ def gradcam(
 
     for path in gradcam_to_folder(model, images, out, threshold):
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def stress(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder for stress.csv/.json/.md and stress.png.")],
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="A split of MODEL's run (e.g. val) instead of --data.")
+    ] = None,
+    threshold: ThresholdOpt = None,
+    corruption: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this corruption (repeatable). [all 15]"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=10, help="Use about this many images (whole patients).")
+    ] = None,
+    seed: SeedOpt = 0,
+):
+    """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
+    masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
+    from pneumocxr.pipeline import stress_to_folder
+
+    summary = stress_to_folder(model, out, data, split, threshold, corruption, limit, seed)
+    typer.echo(
+        f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
+        f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "
+        f"{summary['mean_corruption_auc_medmnist_c']:.4f}); worst "
+        f"{summary['worst']['corruption']} at severity {summary['worst']['severity']} "
+        f"(AUC {summary['worst']['auc']:.4f})"
+    )
+    typer.echo(f"wrote {out}/ (stress.csv, stress.json, stress.md, stress.png)")
 
 
 @app.command()
@@ -434,16 +546,68 @@ def agreement(
     typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
 
 
+CardThreshold = Annotated[
+    str | None,
+    typer.Option(
+        "--threshold",
+        help="The operating threshold to store: a number, model (keep it), youden (Youden's J "
+        "on the run's validation split) or operating (the most accurate one with sensitivity "
+        ">= --min-sensitivity on --threshold-on DIR). [model; ensembles: 0.5]",
+    ),
+]
+ThresholdOnOpt = Annotated[
+    Path | None, typer.Option(help="Labelled folder the operating threshold is chosen on.")
+]
+MinSensitivityOpt = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Sensitivity the operating threshold keeps.")
+]
+
+
+def _card(threshold, threshold_on, min_sensitivity, external) -> dict | None:
+    if threshold is None and external is None:
+        return None
+    return {
+        "threshold": threshold or "model",
+        "threshold_on": threshold_on,
+        "min_sensitivity": min_sensitivity,
+        "external": external,
+    }
+
+
 @app.command()
 def export(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for model.safetensors and model.json.")],
     half: Annotated[bool, typer.Option(help="Store float16 weights (half the size).")] = False,
+    threshold: CardThreshold = None,
+    threshold_on: ThresholdOnOpt = None,
+    min_sensitivity: MinSensitivityOpt = 0.97,
+    external: ExternalOpt = None,
 ):
-    """Copy an exported model elsewhere, optionally as float16, with its metadata."""
+    """Copy an exported model elsewhere, optionally as float16, with its metadata; optionally
+    with a new operating threshold and external-validation figures."""
     from pneumocxr.pipeline import export_model
 
-    typer.echo(f"wrote {export_model(model, out, half)}")
+    card = _card(threshold, threshold_on, min_sensitivity, external)
+    typer.echo(f"wrote {export_model(model, out, half, card)}")
+
+
+@app.command()
+def ensemble(
+    models: Annotated[list[str], typer.Argument(help="Exported models (run folders) to average.")],
+    out: Annotated[Path, typer.Option(help="Folder for the ensemble (model.json, members/).")],
+    threshold: CardThreshold = None,
+    threshold_on: ThresholdOnOpt = None,
+    min_sensitivity: MinSensitivityOpt = 0.97,
+    external: ExternalOpt = None,
+):
+    """Combine models into one that averages their logits; every command takes the folder."""
+    from pneumocxr.pipeline import make_ensemble
+
+    card = _card(threshold, threshold_on, min_sensitivity, external) or {}
+    path, figures = make_ensemble(models, out, card)
+    typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -483,6 +647,68 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneum
     from pneumocxr.report.html import write_report
 
     typer.echo(f"wrote {write_report(run_dir)}")
+
+
+# -- the web app ----------------------------------------------------------------------------
+@app.command()
+def serve(
+    model: Annotated[
+        str | None, typer.Option(help="Run folder, model folder or model.json. [default model]")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; other than loopback, anyone can reach it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    threshold: Annotated[
+        str, typer.Option(help="Decision threshold: a number, or model (model.json's).")
+    ] = "model",
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest upload accepted, in MB (larger: 413).")
+    ] = 20,
+    max_megapixels: Annotated[
+        float, typer.Option(min=0.01, help="Largest image accepted, in millions of pixels.")
+    ] = 40,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most requests that share one forward pass.")
+    ] = 16,
+):
+    """Web page and HTTP API: upload X-rays, see label, P(pneumonia) and Grad-CAM."""
+    from pneumocxr.serve.server import serve as run_server
+
+    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch)
+
+
+@app.command()
+def loadtest(
+    images: Annotated[list[Path], typer.Argument(help="Images (or folders of them) to upload.")],
+    url: Annotated[str, typer.Option(help="The server; loopback addresses only.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    requests: Annotated[int, typer.Option(min=1, help="Requests per level.")] = 64,
+    clients: Annotated[
+        str, typer.Option(help="Concurrent clients per level, comma-separated.")
+    ] = "1,4,16",
+    time_limit: Annotated[
+        float, typer.Option(min=1, help="Seconds for the whole test; then no request starts.")
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Requests/s and p50/p99 latency of a running server, with and without Grad-CAM."""
+    from pneumocxr.serve.loadtest import check_target, load_test, table
+
+    check_target(url)  # before anything else: nothing goes to another machine
+    from pneumocxr.evaluation.inference import expand_inputs
+
+    try:
+        levels = [int(x) for x in clients.split(",") if x.strip()]
+    except ValueError:
+        raise PneumoError(
+            f"--clients must be numbers separated by commas, got {clients!r}"
+        ) from None
+    if not levels or min(levels) < 1:
+        raise PneumoError(f"--clients needs at least one positive number, got {clients!r}")
+    result = load_test(url, expand_inputs(images), requests, levels, (False, True), time_limit)
+    typer.echo(json.dumps(result, indent=2) if as_json else table(result))
 
 
 # -- entry point ----------------------------------------------------------------------------

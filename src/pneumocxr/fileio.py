@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,46 @@ def atomic_path(path: str | os.PathLike):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def replace_folder(path: str | os.PathLike):
+    """Yield an empty staging folder beside `path`; on success it takes `path`'s place as a
+    whole, so a reader sees the old folder or the new one, never a mix. On failure the staging
+    folder is removed and `path` is untouched."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    if path.exists() and not path.is_dir():
+        raise PneumoError(f"cannot write the folder {path}: a file has that name")
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
+        if not path.exists():
+            os.rename(staging, path)
+        elif _exchange(staging, path):  # atomic swap: old folder now at `staging`
+            shutil.rmtree(staging)
+        else:  # no renameat2: a short window where only the hidden old copy exists
+            old = staging.with_name(staging.name.replace(".new-", ".old-"))
+            os.rename(path, old)
+            os.rename(staging, path)
+            shutil.rmtree(old)
+    finally:
+        if staging.exists() and staging.resolve() != path.resolve():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Linux renameat2(RENAME_EXCHANGE): swap two paths atomically. False where unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange) == 0
 
 
 def _umask() -> int:

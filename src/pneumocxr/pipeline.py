@@ -70,20 +70,30 @@ def predict_rows(paths, model=None, threshold=None, batch_size: int = 32, engine
 
 
 def run_tutorial(
-    root, out, transfer: str, quick: bool, seed: int = 42, transfer_weights: str = "default"
+    root,
+    out,
+    transfer: str,
+    quick: bool,
+    seed: int = 42,
+    transfer_weights: str = "default",
+    external=None,
+    split: str = "auto",
 ) -> Path:
-    """Split, plots, SmallNet and a transfer model on the same split, compared."""
-    from pneumocxr.data.dataset import load_dataset
+    """Split, plots, SmallNet and a transfer model on the same split, compared (and on an
+    external set, when given)."""
+    from pneumocxr.data.dataset import load_dataset, load_external
     from pneumocxr.data.plots import augmentation_figure
     from pneumocxr.models.registry import build_model
     from pneumocxr.training import rundir
-    from pneumocxr.training.trainer import QUICK, TrainConfig, train
+    from pneumocxr.training.trainer import QUICK, RUN_RECIPES, TrainConfig, train
 
     build_model(transfer, weights=transfer_weights)  # fail now, not after SmallNet
     run_dir = rundir.new_run_dir(out, "run")
     log.info("run folder: %s", run_dir)
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
-    dataset = load_dataset(root, size, seed=seed, limit=QUICK["limit"] if quick else None)
+    limit = QUICK["limit"] if quick else None
+    dataset = load_dataset(root, size, split=split, seed=seed, limit=limit)
+    outside = None if external is None else load_external(external, size, dataset.table)
     rundir.write_splits(run_dir, dataset.table)
     labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
     train_pixels = dataset.pixels[dataset.split_index()["train"]]
@@ -91,26 +101,28 @@ def run_tutorial(
     results = {}
     for name in ("smallnet", transfer):
         log.info("== training %s ==", name)
-        # SmallNet as the tutorial trains it; the transfer model with the shipped model's recipe.
-        tutorial = name == "smallnet"
+        recipe = RUN_RECIPES["smallnet" if name == "smallnet" else "transfer"]
         cfg = TrainConfig(
             data=str(root),
             model=name,
             seed=seed,
             quick=quick,
             image_size=size,
-            class_weight="none" if tutorial else "balanced",
-            weights="default" if tutorial else transfer_weights,
+            split=split,
+            weights="default" if name == "smallnet" else transfer_weights,
+            external=None if external is None else str(external),
+            **recipe,
         )
-        results[name] = train(cfg, dataset, run_dir=run_dir / name)
-    log.info("\nvalidation metrics (patient split):\n%s", _side_by_side(results))
-    _evaluate_run(run_dir, dataset.table, results, seed)
+        results[name] = train(cfg, dataset, run_dir=run_dir / name, external=outside)
+    log.info("\nvalidation metrics (internal):\n%s", _side_by_side(results))
+    _evaluate_run(run_dir, dataset.table, results, seed, external)
     _print_locations(run_dir, results)
     return run_dir
 
 
-def _evaluate_run(run_dir: Path, table, results: dict, seed: int) -> None:
+def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None) -> None:
     """Test-split evaluation, Grad-CAM on the same three test images, comparison, report."""
+    from pneumocxr.data.index import index_images
     from pneumocxr.evaluation.evaluate import (
         comparison_markdown,
         evaluate_model,
@@ -121,16 +133,22 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int) -> None:
     from pneumocxr.report.html import write_report
 
     test = table[table["split"] == "test"][["path", "label"]].reset_index(drop=True)
+    outside = None if external is None else index_images(external)[["path", "label"]]
     examples = gradcam_examples(table[table["split"] == "test"], seed)
-    evaluations = []
+    evaluations, external_evaluations = [], []
     for name, result in results.items():
         log.info("evaluating %s on %d test images", name, len(test))
         loaded = load_model(result.run_dir)
-        evaluation = evaluate_model(loaded, test, 0.5, name)
+        evaluation = evaluate_model(loaded, test, loaded.threshold, name)
         write_evaluation(evaluation, result.run_dir / "evaluation")
-        gradcam_to_folder(loaded, examples, result.run_dir / "gradcam")
         evaluations.append(evaluation)
-    comparison = write_comparison(evaluations, run_dir / "comparison")
+        if outside is not None:
+            log.info("evaluating %s on %d external images", name, len(outside))
+            ext = evaluate_model(loaded, outside, loaded.threshold, name)
+            write_evaluation(ext, result.run_dir / "evaluation_external")
+            external_evaluations.append(ext)
+        gradcam_to_folder(loaded, examples, result.run_dir / "gradcam")
+    comparison = write_comparison(evaluations, run_dir / "comparison", external_evaluations or None)
     log.info("\ntest metrics:\n%s", comparison_markdown(comparison))
     log.info("report: %s", write_report(run_dir))
 
@@ -168,30 +186,43 @@ def _print_locations(run_dir: Path, results) -> None:
 
 
 # -- after training -------------------------------------------------------------------------
-def evaluate_to_folder(model, out, data=None, split=None, threshold=None) -> dict:
+def evaluate_to_folder(model, out, data=None, split=None, threshold=None, tta=False) -> dict:
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
-    loaded = resolve_model(model)
+    loaded = _with_tta(resolve_model(model), tta)
     images = labelled_images(data, split, loaded.path)
     evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
     write_evaluation(evaluation, out)
     return evaluation.metrics
 
 
-def compare_models(models, out, data=None, split=None, threshold=None):
+def _with_tta(loaded, tta: bool):
+    from pneumocxr.models.tta import with_tta
+
+    return with_tta(loaded) if tta else loaded
+
+
+def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False):
+    """One ROC plot and one table for several models; with `external`, each model is also
+    evaluated on that folder and the table shows internal, external and the gap."""
+    from pneumocxr.data.index import index_images
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_comparison
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
-    loaded = [resolve_model(m) for m in models]
+    loaded = [_with_tta(resolve_model(m), tta) for m in models]
     images = labelled_images(data, split, loaded[0].path)
-    names = [_name(m) for m in loaded]
-    names = [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
-    evaluations = [
-        evaluate_model(m, images, choose_threshold(threshold, m), name)
-        for m, name in zip(loaded, _numbered(names))
-    ]
-    return write_comparison(evaluations, out)
+    names = [_name(m) + (" +TTA" if tta else "") for m in loaded]
+    names = _numbered(
+        [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
+    )
+    cuts = [choose_threshold(threshold, m) for m in loaded]
+    evaluations = [evaluate_model(m, images, c, n) for m, c, n in zip(loaded, cuts, names)]
+    outside = None
+    if external is not None:
+        ext_images = index_images(external)[["path", "label"]]
+        outside = [evaluate_model(m, ext_images, c, n) for m, c, n in zip(loaded, cuts, names)]
+    return write_comparison(evaluations, out, outside)
 
 
 def _numbered(names: list[str], separator: str = " #") -> list[str]:
@@ -222,6 +253,37 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
     return written
 
 
+def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,
+                     limit=None, seed: int = 0) -> dict:  # fmt: skip
+    """stress.csv, stress.json, stress.md and stress.png for one model on one image set."""
+    from pneumocxr.data.dataset import subset_patients
+    from pneumocxr.evaluation.evaluate import labelled_images
+    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+    from pneumocxr.evaluation.stress import stress_figure, stress_markdown, stress_test
+    from pneumocxr.fileio import atomic_path, ensure_dir, write_json, write_text
+
+    loaded = resolve_model(model)
+    out = ensure_dir(out)
+    images = labelled_images(data, split, loaded.path, keep_patients=True)
+    if limit:
+        images = subset_patients(images, limit, seed)
+    cut = choose_threshold(threshold, loaded)
+    log.info("stress test: %d images, threshold %.3f", len(images), cut)
+    result = stress_test(loaded, images, cut, corruptions, seed, _log_stress_row)
+    with atomic_path(out / "stress.csv") as tmp:
+        result.table.to_csv(tmp, index=False)
+    summary = {"model": _name(loaded), "threshold": cut, **result.summary()}
+    write_json(out / "stress.json", {**summary, "rows": result.table.to_dict("records")})
+    write_text(out / "stress.md", stress_markdown(result))
+    save_figure(stress_figure(result, f"Stress test: {_name(loaded)}"), out / "stress.png")
+    return summary
+
+
+def _log_stress_row(row: dict) -> None:
+    log.info("  %-16s severity %d: AUC %.4f, accuracy %.4f", row["corruption"], row["severity"],
+             row["auc"], row["accuracy"])  # fmt: skip
+
+
 def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
     """Agreement between the CSV's raters, plus the model as a rater when asked."""
     from pneumocxr.evaluation.agreement import agreement, read_ratings
@@ -245,27 +307,65 @@ def _resolve_image(base: Path, name: str) -> Path:
     raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
-def export_model(model, out, half: bool = False) -> Path:
-    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary."""
+def export_model(model, out, half: bool = False, card: dict | None = None) -> Path:
+    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary;
+    `card` (threshold options, see `card_figures`) recomputes the threshold and validation."""
     import torch
 
     from pneumocxr.evaluation.inference import resolve_model
     from pneumocxr.models.io import save_model
 
     loaded = resolve_model(model)
+    if loaded.meta.get("members"):
+        raise PneumoError("export takes a single model; an ensemble folder is already exported")
     keep = {
-        k: loaded.meta[k] for k in ("threshold", "threshold_method", "training") if k in loaded.meta
+        k: loaded.meta[k]
+        for k in ("threshold", "threshold_method", "validation", "training")
+        if k in loaded.meta
     }
     keep["exported_from"] = str(loaded.path)
+    if card:
+        keep.update(card_figures(loaded, keep["exported_from"], **card))
     return save_model(loaded.model, out, keep, torch.float16 if half else torch.float32)
 
 
-def _name(loaded) -> str:
-    """A readable model name: the architecture, and the run it came from."""
-    from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+def make_ensemble(models, out, card: dict | None = None) -> tuple[Path, dict]:
+    """An ensemble of exported models (mean of logits) in the folder `out`, with its threshold
+    and validation figures."""
+    from pneumocxr.evaluation.inference import resolve_model
+    from pneumocxr.models.ensemble import Ensemble, save_ensemble
+    from pneumocxr.models.io import LoadedModel
 
-    arch = loaded.meta["architecture"]
-    if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
-        return f"default ({arch})"
-    run = loaded.meta.get("training", {}).get("run")
-    return f"{arch} ({run})" if run and run != arch else arch
+    members = [resolve_model(m) for m in models]
+    if any(m.meta.get("members") for m in members):
+        raise PneumoError("ensemble members must be single models, not ensembles")
+    ensemble = Ensemble([m.model for m in members]).eval()
+    meta = {
+        "architecture": Ensemble.name,
+        "preprocessing": ensemble.preprocessing().to_json(),
+        "members": [{"from": str(m.path)} for m in members],
+    }
+    figures = card_figures(LoadedModel(ensemble, meta, Path(out)), None, **(card or {}))
+    return save_ensemble(members, out, figures), figures
+
+
+def card_figures(loaded, exported_from=None, threshold="youden", threshold_on=None,
+                 min_sensitivity: float = 0.97, external=None) -> dict:  # fmt: skip
+    from pneumocxr.evaluation.validation import model_card_figures
+
+    if exported_from is not None:
+        loaded.meta = {**loaded.meta, "exported_from": exported_from}
+    figures = model_card_figures(loaded, threshold, threshold_on, min_sensitivity, external)
+    for name, m in figures["validation"].items():
+        log.info(
+            "%s validation (%s): AUC %.4f; at threshold %.3f accuracy %.4f, sensitivity %.4f, "
+            "specificity %.4f", name, m["data"], m["auc"], figures["threshold"], m["accuracy"],
+            m["sensitivity"], m["specificity"],
+        )  # fmt: skip
+    return figures
+
+
+def _name(loaded) -> str:
+    from pneumocxr.evaluation.inference import model_name
+
+    return model_name(loaded)

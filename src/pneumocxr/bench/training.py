@@ -113,7 +113,7 @@ def cached_training(model: PneumoNet, pixels, stage: int, batch: int, steps: int
     splits = _splits(len(images) - 1, 1)
     start = time.perf_counter()
     cache = FeatureCache(model, images, splits, augment=True, views=1, seed=0)
-    (train,), _ = cache.get(stage)
+    (train,), _, _ = cache.get(stage)
     fill_s = time.perf_counter() - start
     features = _repeat(train, n_train + batch)
     labels = _labels(len(features))
@@ -139,7 +139,7 @@ def head_epoch_seconds(model: PneumoNet, pixels, batch: int, n_train: int, n_val
     model.freeze_before(model.backbone_stages)
     splits = _splits(len(pixels) - 1, 1)
     cache = FeatureCache(model, pixels, splits, augment=True, views=1, seed=0)
-    (train,), _ = cache.get(model.backbone_stages)
+    (train,), _, _ = cache.get(model.backbone_stages)
     features = _repeat(train, n_train + n_val)
     data = FeatureDataModule(
         [features[:n_train]],

@@ -45,7 +45,19 @@ def loader(features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffl
     return DataLoader(dataset, batch_size, sampler=sampler, generator=torch.Generator())
 
 
+def make_augment(augment, size: int):
+    """An `Augment` from a policy name or the older on/off switch (None for no augmentation)."""
+    if augment is True:
+        augment = "tutorial"
+    if augment in (False, None, "none"):
+        return None
+    return augment if isinstance(augment, Augment) else Augment(augment, size=size)
+
+
 class ImageDataModule(L.LightningDataModule):
+    """Train and validation batches of cached images; with `external` (pixels, labels), a second
+    validation loader over an external set, evaluated every epoch beside the validation split."""
+
     def __init__(
         self,
         pixels: torch.Tensor,
@@ -53,13 +65,15 @@ class ImageDataModule(L.LightningDataModule):
         splits: dict[str, torch.Tensor],
         prep: Preprocessing,
         batch_size: int = 32,
-        augment: bool = True,
+        augment="tutorial",
         seed: int = 42,
+        external: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         super().__init__()
         self.pixels, self.labels, self.splits = pixels, labels.float(), splits
         self.prep, self.batch_size, self.seed = prep, batch_size, seed
-        self.augment = Augment() if augment else None
+        self.augment = make_augment(augment, prep.image_size)
+        self.external = external
 
     def train_dataloader(self):
         index = self.splits["train"]
@@ -67,7 +81,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         index = self.splits["val"]
-        return loader(self.pixels[index], self.labels[index], self.batch_size)
+        val = loader(self.pixels[index], self.labels[index], self.batch_size)
+        if self.external is None:
+            return val
+        pixels, labels = self.external
+        return [val, loader(pixels, labels.float(), self.batch_size)]
 
     def on_after_batch_transfer(self, batch, dataloader_idx):
         images, labels = batch

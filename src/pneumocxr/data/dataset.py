@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,13 @@ import torch
 
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images, require_both_classes
-from pneumocxr.data.split import SPLITS, make_splits, split_patient_ids
+from pneumocxr.data.split import (
+    PROTOCOLS,
+    SPLITS,
+    make_splits,
+    resolve_split,
+    split_patient_ids,
+)
 from pneumocxr.errors import PneumoError
 
 log = logging.getLogger("pneumocxr")
@@ -60,7 +67,7 @@ def load_dataset(
     root,
     image_size: int,
     *,
-    split: str = "patient",
+    split: str = "auto",
     test_size: float = 0.2,
     val_size: float = 0.2,
     seed: int = 42,
@@ -82,6 +89,8 @@ def load_dataset(
         table = drop_unreadable(table, decoded.failures, strict)
     require_both_classes(table, root)
     if splits is None:
+        split = resolve_split(split, table)
+        log.info("split protocol: %s", PROTOCOLS[split])
         table = make_splits(table, split, test_size, val_size, seed)
     _check_splits(table)
     return Dataset(table, decoded.pixels, root)
@@ -95,3 +104,39 @@ def _check_splits(table: pd.DataFrame) -> None:
                 f"the {name} split has {len(part)} image(s) and not both classes; "
                 "use more data or a larger fraction"
             )
+
+
+def load_external(root, image_size: int, training: pd.DataFrame | None = None) -> Dataset:
+    """An external validation set: every image under `root`, labelled by its class folder.
+
+    It must share no file with `training` (by location or by content): an external set that
+    overlaps the training pool measures nothing.
+    """
+    root = Path(root).resolve()
+    table = index_images(root)
+    require_both_classes(table, root)
+    if training is not None:
+        _refuse_overlap(table, training, root)
+    decoded = decode_all(table["path"], image_size)
+    table = drop_unreadable(table, decoded.failures, strict=False).assign(split="external")
+    require_both_classes(table, root)
+    return Dataset(table, decoded.pixels, root)
+
+
+def _refuse_overlap(external: pd.DataFrame, training: pd.DataFrame, root: Path) -> None:
+    same = set(external["path"]) & set(training["path"])
+    if not same:
+        digests = {_digest(p) for p in external["path"]} - {None}
+        same = {p for p in training["path"] if _digest(p) in digests}
+    if same:
+        raise PneumoError(
+            f"the external set {root} shares {len(same)} image(s) with the training data "
+            f"(e.g. {Path(sorted(same)[0]).name}); it must come from outside the training pool"
+        )
+
+
+def _digest(path) -> str | None:
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

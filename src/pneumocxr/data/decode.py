@@ -7,6 +7,7 @@ the gray plane repeated at batch time (see `transforms.prepare_batch`).
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,35 +22,76 @@ from pneumocxr.data.dicom import is_dicom, read_dicom_gray
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.errors import PneumoError
 
-Image.MAX_IMAGE_PIXELS = 20000 * 20000  # full-size radiographs are large, bombs are larger
+# Full-size radiographs are large, bombs are larger. PIL refuses twice this; `read_gray` refuses
+# anything above it, DICOM included. The server passes a lower limit of its own.
+MAX_PIXELS = 20000 * 20000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-def read_gray(path) -> Image.Image:
+class UnsupportedImage(PneumoError):
+    """The bytes are not JPEG, PNG or DICOM at all (as opposed to a damaged or unusable one)."""
+
+
+def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open any supported file (JPEG, PNG, DICOM) as an 8-bit grayscale PIL image."""
     path = Path(path)
-    if path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path):
-        return Image.fromarray(read_dicom_gray(path))
+    dicom = path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path)
     try:
-        image = Image.open(path)
-        return _to_gray8(image)
+        with open(path, "rb") as handle:
+            return _decode_gray(handle, f"{path}: ", dicom, None, max_pixels)
     except FileNotFoundError:
         raise PneumoError(f"image not found: {path}") from None
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        OSError,
-        SyntaxError,
-        ValueError,
-    ) as err:
+    except OSError as err:  # a folder, no permission...
         raise PneumoError(f"{path}: not a readable image ({_reason(err)})") from None
 
 
-def load_image(path, size: int) -> np.ndarray:
-    """Decode `path` and squash it to `size` x `size` (as Keras' target_size does)."""
-    image = read_gray(path)
+def read_gray_bytes(
+    data: bytes, max_pixels: int = MAX_PIXELS, formats=("JPEG", "PNG"), dicom: bool = False
+) -> Image.Image:
+    """`read_gray` for a file held in memory (an upload); messages name no file.
+
+    DICOM is recognised by its preamble, or taken as given with `dicom=True`; other files must
+    be one of `formats`.
+    """
+    if not data:
+        raise PneumoError("empty file")
+    dicom = dicom or data[128:132] == b"DICM"
+    return _decode_gray(io.BytesIO(data), "", dicom, formats, max_pixels)
+
+
+def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int) -> Image.Image:
+    if dicom:
+        return Image.fromarray(read_dicom_gray(handle, where, max_pixels))
+    try:
+        image = Image.open(handle, formats=formats)
+        _check_pixels(image.width * image.height, max_pixels, where)
+        return _to_gray8(image)
+    except UnidentifiedImageError:
+        kinds = "JPEG, PNG or DICOM" if formats else "an image format PIL can read"
+        raise UnsupportedImage(f"{where}not a readable image (not {kinds})") from None
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+        raise PneumoError(f"{where}not a readable image ({_reason(err)})") from None
+
+
+def _check_pixels(count: int, limit: int, where: str) -> None:
+    """Refuse before decoding: a small file may claim billions of pixels."""
+    if count > limit:
+        raise PneumoError(
+            f"{where}image too large: {count:,} pixels, the limit is {limit:,} "
+            "(a decompression bomb?)"
+        )
+
+
+def squash(image: Image.Image, size: int) -> np.ndarray:
+    """Resize to `size` x `size`, aspect not kept (as Keras' target_size does)."""
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.array(image, dtype=np.uint8)
+
+
+def load_image(path, size: int) -> np.ndarray:
+    """Decode `path` and squash it to `size` x `size`."""
+    return squash(read_gray(path), size)
 
 
 @dataclass

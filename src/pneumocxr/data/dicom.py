@@ -51,17 +51,24 @@ def is_dicom(path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def read_dicom_display(path) -> np.ndarray:
-    """Pixel values as a clinician's viewer would display them (float, bright = dense)."""
+def read_dicom_display(source, where: str | None = None, max_pixels: int | None = None):
+    """Pixel values as a clinician's viewer would display them (float, bright = dense).
+
+    `source` is a path or a binary file object; `where` starts each message (default: the path).
+    """
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    path = Path(path)
+    if where is None:
+        where = f"{source}: "
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(source)
+        _check_is_image(ds, where)  # elements are parsed when first read: these may fail too
+        _check_size(ds, where, max_pixels)
+    except PneumoError:
+        raise
     except Exception as err:  # pydicom raises many types for a broken file
-        raise PneumoError(f"{path}: not a readable DICOM file ({err})") from None
-    _check_is_image(ds, path)
+        raise PneumoError(f"{where}not a readable DICOM file ({_first_line(err)})") from None
     try:
         pixels = ds.pixel_array
         if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
@@ -71,11 +78,33 @@ def read_dicom_display(path) -> np.ndarray:
         values = apply_modality_lut(pixels, ds)
         values = apply_voi_lut(values, ds, prefer_lut=True)
     except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
-        raise PneumoError(f"{path}: cannot decode DICOM pixel data ({err})") from None
+        raise PneumoError(f"{where}cannot decode DICOM pixel data ({_first_line(err)})") from None
     values = np.asarray(values, dtype=np.float64)
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         values = values.max() + values.min() - values
     return values
+
+
+def _check_size(ds, where: str, max_pixels: int | None) -> None:
+    """Refuse before decoding: compressed pixel data may expand to any size the header claims."""
+    if max_pixels is None:
+        return
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise PneumoError(f"{where}DICOM image size missing or invalid") from None
+    if rows * columns > max_pixels or rows * columns * frames * samples > 4 * max_pixels:
+        raise PneumoError(
+            f"{where}image too large: {frames} x {rows} x {columns} pixels, the limit is "
+            f"{max_pixels:,} per image (a decompression bomb?)"
+        )
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err) or type(err).__name__
+    return text.splitlines()[0][:200]
 
 
 def normalise_to_uint8(values: np.ndarray, sd: float = 2.5) -> np.ndarray:
@@ -90,18 +119,18 @@ def normalise_to_uint8(values: np.ndarray, sd: float = 2.5) -> np.ndarray:
     return np.round(scaled).astype(np.uint8)
 
 
-def read_dicom_gray(path) -> np.ndarray:
-    """A DICOM file as an 8-bit grayscale array, ready for resizing."""
-    return normalise_to_uint8(read_dicom_display(path))
+def read_dicom_gray(source, where: str | None = None, max_pixels: int | None = None):
+    """A DICOM file (path or binary file object) as an 8-bit grayscale array, ready to resize."""
+    return normalise_to_uint8(read_dicom_display(source, where, max_pixels))
 
 
-def _check_is_image(ds, path: Path) -> None:
+def _check_is_image(ds, where: str) -> None:
     if not any(tag in ds for tag in PIXEL_DATA_TAGS):
         kind = getattr(ds, "Modality", "") or "unknown modality"
-        raise PneumoError(f"{path}: DICOM has no pixel data ({kind}); it is not an image")
+        raise PneumoError(f"{where}DICOM has no pixel data ({kind}); it is not an image")
     modality = str(getattr(ds, "Modality", "") or "").upper()
     if modality in NON_IMAGE_MODALITIES:
-        raise PneumoError(f"{path}: DICOM modality {modality} is not an image")
+        raise PneumoError(f"{where}DICOM modality {modality} is not an image")
 
 
 def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:

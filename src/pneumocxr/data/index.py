@@ -1,8 +1,9 @@
 """Turn a folder in the Kaggle `chest_xray` layout into a table of images.
 
-The table has one row per image: `path, label, patient, subtype`. Labels come from the nearest
-ancestor folder named NORMAL or PNEUMONIA (any case); the patient and the pneumonia subtype come
-from the Kaggle file names.
+The table has one row per image: `path, label, patient, subtype, source`. Labels come from the
+nearest ancestor folder named NORMAL or PNEUMONIA (any case); the patient and the pneumonia
+subtype come from the Kaggle file names; `source` is the Kaggle part the image sits in (`train`,
+`val` or `test`, the first such folder below the root) or empty.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: `predict` needs 
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-COLUMNS = ["path", "label", "patient", "subtype"]
+COLUMNS = ["path", "label", "patient", "subtype", "source"]
+KAGGLE_PARTS = ("train", "val", "test")
 SKIPPED_DIRS = {"__macosx"}
 
 # person12_bacteria_46 -> person12 / bacteria
@@ -57,11 +59,13 @@ def index_images(root) -> pd.DataFrame:
         label = folder_label(Path(dirpath), root)
         if label is None:
             continue
+        source = kaggle_part(Path(dirpath), root)
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(suffixes):
                 continue
             patient, subtype = parse_patient(name)
-            rows.append((str((Path(dirpath) / name).resolve()), label, patient, subtype))
+            path = str((Path(dirpath) / name).resolve())
+            rows.append((path, label, patient, subtype, source))
     table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         raise PneumoError(
@@ -95,3 +99,17 @@ def folder_label(folder: Path, root: Path | None = None) -> str | None:
         if part.lower() in names:
             return names[part.lower()]
     return None
+
+
+def kaggle_part(folder: Path, root: Path) -> str:
+    """`train`, `val` or `test`: the first folder below `root` with such a name, else ''."""
+    for part in folder.relative_to(root).parts:
+        if part.lower() in KAGGLE_PARTS:
+            return part.lower()
+    return ""
+
+
+def has_test_folder(root) -> bool:
+    """A Kaggle-layout download: a `test` folder (any case) right below the root."""
+    root = Path(root)
+    return root.is_dir() and any(p.is_dir() and p.name.lower() == "test" for p in root.iterdir())

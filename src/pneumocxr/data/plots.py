@@ -13,7 +13,6 @@ from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.augment import Augment  # noqa: E402
 from pneumocxr.data.index import class_counts  # noqa: E402
 from pneumocxr.data.split import SPLITS  # noqa: E402
-from pneumocxr.data.transforms import to_unit  # noqa: E402
 
 CLASS_COLORS = {"NORMAL": "#4c78a8", "PNEUMONIA": "#e45756"}
 
@@ -39,7 +38,7 @@ def augmentation_figure(pixels: torch.Tensor, labels, seed: int = 42, count: int
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         pick = torch.randperm(len(pixels))[:count]
-        images = Augment()(to_unit(pixels[pick]))
+        images = Augment()(pixels[pick])
     fig, axes = plt.subplots(4, 4, figsize=(9, 9.6))
     for ax, image, i in zip(axes.flat, images, pick.tolist()):
         ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)

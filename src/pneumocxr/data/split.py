@@ -5,10 +5,15 @@ training; patients are stratified by their label, which keeps class balance with
 `image`: the tutorial's protocol, `train_test_split(test_size=0.2, random_state=42)` on images,
 then the same again on the training part for validation. It leaks patients across splits and
 is kept to reproduce the tutorial's numbers.
+`official`: the dataset's own protocol for a Kaggle-layout download (`train/`, `val/`, `test/`):
+the test split is the `test` folder, validation is carved by patient from `train` together
+with the 16-image `val` folder, and no patient crosses between train and validation. Results
+are then comparable to the literature, which reports on the 624 images of `test`.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -16,7 +21,20 @@ from pneumocxr.data.index import class_counts
 from pneumocxr.errors import PneumoError
 
 SPLITS = ("train", "val", "test")
-METHODS = ("patient", "image")
+METHODS = ("patient", "image", "official")
+PROTOCOLS = {
+    "official": "official (test = the test/ folder; validation carved by patient from train/)",
+    "patient": "patient (all images pooled, split by patient)",
+    "image": "image (the tutorial's: images split at random, patients may cross splits)",
+}
+
+
+def resolve_split(method: str, table: pd.DataFrame) -> str:
+    """`auto`: the official protocol when the data has a Kaggle test/ folder, else patient."""
+    if method != "auto":
+        return method
+    has_test = "source" in table and (table["source"] == "test").any()
+    return "official" if has_test else "patient"
 
 
 def make_splits(
@@ -34,16 +52,32 @@ def make_splits(
     for name, value in (("test fraction", test_size), ("validation fraction", val_size)):
         if not 0 < value < 1:
             raise PneumoError(f"{name} must be between 0 and 1, got {value}")
+    method = resolve_split(method, table)
     if method not in METHODS:
         raise PneumoError(f"unknown split method {method!r}; choose from {', '.join(METHODS)}")
-    splitter = _split_patients if method == "patient" else _split_images
+    splitter = _split_images if method == "image" else _split_patients
     table = table.reset_index(drop=True).copy()
-    rest, test = splitter(table, test_size, seed)
+    if method == "official":
+        rest, test = _official_test(table)
+    else:
+        rest, test = splitter(table, test_size, seed)
     train, val = splitter(table.loc[rest], val_size, seed)
     table["split"] = "train"
     table.loc[val, "split"] = "val"
     table.loc[test, "split"] = "test"
     return table
+
+
+def _official_test(table: pd.DataFrame):
+    """(rows of train/ and val/, rows of test/) of a Kaggle-layout folder."""
+    source = table["source"] if "source" in table else pd.Series("", index=table.index)
+    test = table.index[source == "test"]
+    if test.empty:
+        raise PneumoError(
+            "--split official needs the Kaggle layout: a test/ folder (with NORMAL/ and "
+            "PNEUMONIA/) beside train/ in the data folder; use --split patient otherwise"
+        )
+    return table.index[source != "test"], test
 
 
 def _split_images(table: pd.DataFrame, size: float, seed: int):
@@ -68,11 +102,14 @@ def split_patient_ids(table: pd.DataFrame, seed: int, **size):
     labels = table.groupby("patient")["label"].agg(lambda s: s.value_counts().index[0])
     if len(labels) < 3:
         raise PneumoError(f"too few patients to split ({len(labels)})")
-    ids = labels.index.values
+    # Plain object arrays: pandas' Arrow-backed strings cannot be indexed by scikit-learn.
+    ids = np.asarray(labels.index, dtype=object)
     try:
         if labels.value_counts().min() >= 2:
             try:
-                return train_test_split(ids, random_state=seed, stratify=labels.values, **size)
+                return train_test_split(
+                    ids, random_state=seed, stratify=np.asarray(labels, dtype=object), **size
+                )
             except ValueError:
                 pass  # a side too small to hold every class: split without stratifying
         return train_test_split(ids, random_state=seed, **size)

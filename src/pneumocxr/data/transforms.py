@@ -27,9 +27,9 @@ def normalise(
 
 
 def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> torch.Tensor:
-    """uint8 cache batch -> augmented (optionally), normalised, channels-last model input."""
-    images = to_unit(images)
-    if augment is not None:
-        images = augment(images)
+    """uint8 cache batch -> augmented (optionally), normalised, channels-last model input.
+
+    `augment` takes the uint8 batch and returns [0, 1] floats (see data/augment.py)."""
+    images = to_unit(images) if augment is None else augment(images)
     images = normalise(images, prep.mean, prep.std, prep.channels)
     return images.contiguous(memory_format=torch.channels_last)

@@ -37,19 +37,24 @@ class Evaluation:
         return self.predictions["p_pneumonia"].to_numpy()
 
 
-def labelled_images(data=None, split: str | None = None, model_dir=None) -> pd.DataFrame:
-    """The images to evaluate: a data folder, or one split of the run the model came from."""
+def labelled_images(
+    data=None, split: str | None = None, model_dir=None, keep_patients: bool = False
+) -> pd.DataFrame:
+    """The images to evaluate: a data folder, or one split of the run the model came from.
+
+    Columns `path, label` (and `patient` with `keep_patients`)."""
+    columns = ["path", "label", "patient"] if keep_patients else ["path", "label"]
     if split:
         if model_dir is None:
             raise PneumoError("--split needs a run folder as MODEL (its splits.csv says which)")
-        table = read_splits(_splits_source(Path(model_dir)))
+        table = read_splits(splits_source(Path(model_dir)))
         table = table[table["split"] == split]
         if table.empty:
             raise PneumoError(f"the run has no {split!r} split")
-        return table[["path", "label"]].reset_index(drop=True)
+        return table[columns].reset_index(drop=True)
     if data is None:
         raise PneumoError("give --data DIR (a labelled folder) or --split test")
-    return index_images(data)[["path", "label"]]
+    return index_images(data)[columns]
 
 
 def evaluate_model(
@@ -109,15 +114,45 @@ def comparison_table(evaluations: list[Evaluation]) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def write_comparison(evaluations: list[Evaluation], out) -> pd.DataFrame:
-    """roc_comparison.png, comparison.md and comparison.json in `out`."""
+GAP_METRICS = ("auc", "accuracy", "sensitivity", "specificity")
+
+
+def gap_table(internal: list[Evaluation], external: list[Evaluation]) -> pd.DataFrame:
+    """Internal vs external per model: each metric on both and the gap (external - internal)."""
+    rows = {}
+    for ins, ext in zip(internal, external):
+        row = {}
+        for name in GAP_METRICS:
+            row[f"{name} internal"] = ins.metrics[name]
+            row[f"{name} external"] = ext.metrics[name]
+            row[f"{name} gap"] = ext.metrics[name] - ins.metrics[name]
+        rows[ins.name] = row
+    return pd.DataFrame(rows).T
+
+
+def write_comparison(
+    evaluations: list[Evaluation], out, external: list[Evaluation] | None = None
+) -> pd.DataFrame:
+    """roc_comparison.png, comparison.md and comparison.json in `out`; with `external` (the
+    same models on an external set), their curves, figures and the gap too."""
     out = ensure_dir(out)
     curves = {ev.name: (ev.labels, ev.probs) for ev in evaluations}
+    for ev in external or []:
+        curves[f"{ev.name} (external)"] = (ev.labels, ev.probs)
     save_figure(roc_figure(curves, "ROC comparison"), out / "roc_comparison.png")
     table = comparison_table(evaluations)
-    write_text(out / "comparison.md", comparison_markdown(table))
-    write_json(out / "comparison.json", [ev.metrics | {"name": ev.name} for ev in evaluations])
-    return table
+    text = comparison_markdown(table)
+    records = [ev.metrics | {"name": ev.name} for ev in evaluations]
+    if external:
+        gaps = gap_table(evaluations, external)
+        text += "\nInternal vs external (gap = external - internal):\n\n"
+        text += comparison_markdown(gaps)
+        for record, ext, (_, gap) in zip(records, external, gaps.iterrows()):
+            record["external"] = ext.metrics
+            record["gap"] = {m: gap[f"{m} gap"] for m in GAP_METRICS}
+    write_text(out / "comparison.md", text)
+    write_json(out / "comparison.json", records)
+    return gaps if external else table
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
@@ -133,7 +168,7 @@ def comparison_markdown(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows]) + "\n"
 
 
-def _splits_source(model_dir: Path) -> Path:
+def splits_source(model_dir: Path) -> Path:
     """splits.csv of a model's run: beside the model, or one folder up for `run` sub-runs."""
     for folder in (model_dir, model_dir.parent):
         if (folder / "splits.csv").is_file():

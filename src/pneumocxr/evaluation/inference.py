@@ -11,7 +11,7 @@ from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
-from pneumocxr.models.predict import batch_logits, sigmoid
+from pneumocxr.models.predict import batch_logits, predict_pixels, sigmoid
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -89,11 +89,24 @@ def predict_probabilities(loaded: LoadedModel, paths, batch_size: int = 32, engi
     return kept, sigmoid(logits).astype(np.float64), stream.failures
 
 
+def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndarray:
+    """P(pneumonia) for images already decoded at the model's size (N x 1 x S x S uint8)."""
+    return predict_pixels(loaded.model, pixels, batch_size)
+
+
+def model_name(loaded: LoadedModel) -> str:
+    """A readable model name: the architecture, and the run it came from."""
+    arch = loaded.meta["architecture"]
+    if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
+        return f"default ({arch})"
+    run = loaded.meta.get("training", {}).get("run")
+    return f"{arch} ({run})" if run and run != arch else arch
+
+
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
-    """0.5 by default, a number, or "model" for the threshold stored in model.json."""
-    if value in (None, ""):
-        return 0.5
-    if value == "model":
+    """The model's operating threshold (model.json's `threshold`, 0.5 unless the model was given
+    another) by default or with "model"; or a number."""
+    if value in (None, "", "model"):
         return loaded.threshold
     try:
         threshold = float(value)

@@ -17,11 +17,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.decode import load_image  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
+from pneumocxr.models.ensemble import Ensemble  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
 
@@ -36,8 +38,20 @@ class Explanation:
 
 
 def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of the chosen class for each input, upsampled to the input size, in [0, 1]."""
+    """Grad-CAM of the chosen class for each input, upsampled to the input size, in [0, 1].
+
+    An ensemble's heatmap is the mean of its members' (each for the ensemble's decision)."""
     model.eval()
+    if isinstance(model, Ensemble):
+        size = inputs.shape[-2:]
+        maps = []
+        for member in model.members:
+            member_inputs = model.member_input(member, inputs.detach()).requires_grad_(True)
+            heat = torch.from_numpy(gradcam_heatmaps(member, member_inputs, signs))[:, None]
+            maps.append(torch.nn.functional.interpolate(heat, size=size, mode="bilinear"))
+        mean = torch.stack(maps).mean(dim=0)[:, 0]
+        peak = mean.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
+        return (mean / peak).numpy()
 
     def score(x):
         return model(x) * signs.view(-1, 1)
@@ -52,24 +66,39 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
 
 def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[Explanation]:
     """Prediction and Grad-CAM heatmap for each image file."""
-    prep = loaded.preprocessing
-    images = np.stack([load_image(p, prep.image_size) for p in paths])
-    inputs = prepare_batch(torch.from_numpy(images)[:, None], prep)
+    size = loaded.preprocessing.image_size
+    images = np.stack([load_image(p, size) for p in paths])
+    explanations = explain_pixels(loaded, images, threshold)
+    for e, p in zip(explanations, paths):
+        e.path, e.true_label = str(p), folder_label(Path(p).parent)
+    return explanations
+
+
+def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
+    """`explain_images` for images already decoded at the model's size (N x S x S uint8)."""
+    inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
     with torch.no_grad():
         probs = torch.sigmoid(loaded.model(inputs).squeeze(1))
     predicted_pneumonia = probs >= threshold
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)
     heatmaps = gradcam_heatmaps(loaded.model, inputs.requires_grad_(True), signs)
     return [
-        Explanation(
-            str(p), img, heat, float(prob), CLASS_NAMES[int(pos)], folder_label(Path(p).parent)
-        )
-        for p, img, heat, prob, pos in zip(paths, images, heatmaps, probs, predicted_pneumonia)
+        Explanation("", img, heat, float(prob), CLASS_NAMES[int(pos)], None)
+        for img, heat, prob, pos in zip(images, heatmaps, probs, predicted_pneumonia)
     ]
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Jet-coloured heatmap blended over the gray image: (1 - alpha) * image + alpha * heat."""
+    """Jet-coloured heatmap blended over the gray image: (1 - alpha) * image + alpha * heat.
+
+    A heatmap of another size is stretched to the image's (bilinear), so the model-sized map
+    also lies over the original picture: the model saw it squashed, not cropped.
+    """
+    if heatmap.shape != image.shape:
+        stretched = Image.fromarray(heatmap.astype(np.float32)).resize(
+            (image.shape[1], image.shape[0]), Image.Resampling.BILINEAR
+        )
+        heatmap = np.clip(np.asarray(stretched), 0.0, 1.0)
     colour = plt.get_cmap("jet")(heatmap)[..., :3]
     gray = np.repeat(image[..., None] / 255.0, 3, axis=2)
     return np.clip((1 - alpha) * gray + alpha * colour, 0, 1)

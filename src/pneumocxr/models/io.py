@@ -22,6 +22,7 @@ from pneumocxr.models.registry import model_class
 from pneumocxr.models.weights import read_state_dict, sha256
 
 FORMAT = "pneumocxr-model/1"
+ENSEMBLE_FORMAT = "pneumocxr-ensemble/1"
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "model.json"
 
@@ -78,6 +79,10 @@ def load_model(path) -> LoadedModel:
     meta_path = _meta_path(Path(path))
     meta = read_json(meta_path)
     found = meta.get("format") if isinstance(meta, dict) else None
+    if found == ENSEMBLE_FORMAT:
+        from pneumocxr.models.ensemble import load_ensemble
+
+        return load_ensemble(meta_path, meta)
     if found != FORMAT:
         raise PneumoError(f"{meta_path} is not a pneumocxr model file (format {found!r})")
     try:

@@ -17,10 +17,14 @@ from pneumocxr.models.base import PneumoNet
 
 @torch.inference_mode()
 def batch_logits(model: PneumoNet, batches: Iterable[torch.Tensor]) -> np.ndarray:
-    """One logit per image of uint8 batches (B x 1 x S x S each), in eval mode."""
+    """One logit per image of uint8 batches (B x 1 x S x S each), in eval mode, on the model's
+    device."""
     model.eval()
     prep, runner = model.preprocessing(), folded(model)
-    out = [runner(prepare_batch(batch, prep)).squeeze(1).float() for batch in batches]
+    device = next(model.parameters()).device
+    out = [
+        runner(prepare_batch(batch.to(device), prep)).squeeze(1).float().cpu() for batch in batches
+    ]
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
@@ -57,7 +61,7 @@ def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
 
 
 def predict_logits(model: PneumoNet, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """One logit per cached uint8 image (N x 1 x S x S), in eval mode."""
+    """One logit per cached uint8 image (N x 1 x S x S), in eval mode, on the model's device."""
     starts = range(0, len(pixels), batch_size)
     return batch_logits(model, (pixels[start : start + batch_size] for start in starts))
 

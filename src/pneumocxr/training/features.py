@@ -3,9 +3,9 @@
 While the stages before the first trainable one are frozen (and in eval mode), their output
 for a given input never changes, so it is computed once per input *view* and the trainable
 stages train on the cache. With augmentation, `views` differently augmented copies of the
-training set are cached and epoch e trains on view e mod `views`; validation has one
-un-augmented view. VGG16's head then trains in seconds per epoch instead of running the 15 GFLOP
-convolutional base on every image of every epoch.
+training set are cached and epoch e trains on view e mod `views`; validation (and the external
+set, when there is one) has one un-augmented view. VGG16's head then trains in seconds per
+epoch instead of running the 15 GFLOP convolutional base on every image of every epoch.
 
 A run with a head phase and a fine-tuning phase computes the deeper cache once, at the
 fine-tuning boundary, and derives the head's features from it through the (still frozen) stages
@@ -19,8 +19,7 @@ import os
 import lightning as L
 import torch
 
-from pneumocxr.data.augment import Augment
-from pneumocxr.data.datamodule import loader
+from pneumocxr.data.datamodule import loader, make_augment
 from pneumocxr.data.transforms import prepare_batch
 from pneumocxr.models.base import PneumoNet
 
@@ -62,16 +61,19 @@ def feature_bytes(model: PneumoNet, stop: int, images: int) -> int:
 
 
 class FeatureCache:
-    """Frozen-stage outputs per stage boundary: `views` training views and one validation view."""
+    """Frozen-stage outputs per stage boundary: `views` training views and one view each of the
+    validation split and of the external set (if any)."""
 
-    def __init__(self, model: PneumoNet, pixels, splits, augment: bool, views: int, seed: int):
+    def __init__(self, model: PneumoNet, pixels, splits, augment, views: int, seed: int,
+                 external: torch.Tensor | None = None):  # fmt: skip
         self.model, self.seed = model, seed
         self.train_pixels, self.val_pixels = pixels[splits["train"]], pixels[splits["val"]]
-        self.views = views if augment else 1
-        self.augment = Augment() if augment else None
-        self.store: dict[int, tuple[list[torch.Tensor], torch.Tensor]] = {}
+        self.external_pixels = external
+        self.augment = make_augment(augment, model.image_size)
+        self.views = views if self.augment is not None else 1
+        self.store: dict[int, tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]] = {}
 
-    def get(self, stage: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def get(self, stage: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
         if stage not in self.store:
             below = [s for s in self.store if s < stage]
             self.store[stage] = self._derive(max(below), stage) if below else self._compute(stage)
@@ -83,27 +85,32 @@ class FeatureCache:
             with torch.random.fork_rng():  # leave the training RNG stream untouched
                 torch.manual_seed(self.seed * 1000 + view)  # each view reproducible on its own
                 views.append(run_frozen(self.model, self.train_pixels, 0, stage, self.augment))
-        return views, run_frozen(self.model, self.val_pixels, 0, stage)
+        val = run_frozen(self.model, self.val_pixels, 0, stage)
+        external = self.external_pixels
+        return views, val, None if external is None else run_frozen(self.model, external, 0, stage)
 
     def _derive(self, base: int, stage: int):
-        views, val = self.store[base]
+        views, val, external = self.store[base]
         return (
             [run_frozen(self.model, v, base, stage) for v in views],
             run_frozen(self.model, val, base, stage),
+            None if external is None else run_frozen(self.model, external, base, stage),
         )
 
 
 class FeatureDataModule(L.LightningDataModule):
-    """Train/val batches of cached features; one training view per epoch, in rotation."""
+    """Train/val batches of cached features; one training view per epoch, in rotation; the
+    external set's features as a second validation loader when given."""
 
     def __init__(
-        self, train_views, val_features, labels, splits, batch_size: int = 32, seed: int = 42
-    ):
+        self, train_views, val_features, labels, splits, batch_size: int = 32, seed: int = 42,
+        external: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ):  # fmt: skip
         super().__init__()
         self.train_views, self.val_features = train_views, val_features
         labels = labels.float()
         self.train_labels, self.val_labels = labels[splits["train"]], labels[splits["val"]]
-        self.batch_size, self.seed = batch_size, seed
+        self.batch_size, self.seed, self.external = batch_size, seed, external
 
     def train_dataloader(self):
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
@@ -111,4 +118,8 @@ class FeatureDataModule(L.LightningDataModule):
         return loader(features, self.train_labels, self.batch_size, self.seed, epoch)
 
     def val_dataloader(self):
-        return loader(self.val_features, self.val_labels, self.batch_size)
+        val = loader(self.val_features, self.val_labels, self.batch_size)
+        if self.external is None:
+            return val
+        features, labels = self.external
+        return [val, loader(features, labels.float(), self.batch_size)]

@@ -13,8 +13,9 @@ from pneumocxr.fileio import atomic_path, save_figure
 from pneumocxr.training.module import METRIC_NAMES
 
 log = logging.getLogger("pneumocxr")
+# ext_*: the external set (--external), measured each epoch beside validation; empty without.
 COLUMNS = ["epoch", "phase", "lr", "seconds"] + [
-    f"{s}_{m}" for s in ("train", "val") for m in METRIC_NAMES
+    f"{s}_{m}" for s in ("train", "val", "ext") for m in METRIC_NAMES
 ]
 
 
@@ -43,8 +44,9 @@ class HistoryCallback(L.Callback):
         history = history[history["epoch"] < row["epoch"]]  # a resumed run rewrites its tail
         history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
         write_history(self.run_dir, history)
+        external = "" if row["ext_auc"] is None else f" | external auc {row['ext_auc']:.4f}"
         log.info(
-            "epoch %d/%d [%s] loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f | lr %.2g",
+            "epoch %d/%d [%s] loss %.4f acc %.4f | val loss %.4f acc %.4f auc %.4f%s | lr %.2g",
             row["epoch"],
             self.total,
             self.phase,
@@ -53,6 +55,7 @@ class HistoryCallback(L.Callback):
             row["val_loss"],
             row["val_accuracy"],
             row["val_auc"],
+            external,
             row["lr"],
         )
 
@@ -60,7 +63,7 @@ class HistoryCallback(L.Callback):
 def read_history(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / "history.csv"
     if path.is_file():
-        return pd.read_csv(path)
+        return pd.read_csv(path).reindex(columns=COLUMNS)  # older runs lack the ext_ columns
     return pd.DataFrame(columns=COLUMNS)
 
 
@@ -71,17 +74,23 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 
 
 def plot_history(history: pd.DataFrame):
-    """Train vs validation loss and accuracy, like the tutorial's plot_history."""
+    """Train vs validation loss and accuracy, like the tutorial's plot_history; with an external
+    set, its curves too, and a third panel with both AUCs (the gap shows at a glance)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.plot(history["epoch"], history[f"train_{metric}"], "o-", label="train")
-        ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation")
+    external = "ext_loss" in history and history["ext_loss"].notna().any()
+    metrics = ("loss", "accuracy", "auc") if external else ("loss", "accuracy")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
+    for ax, metric in zip(axes, metrics):
+        if metric != "auc":
+            ax.plot(history["epoch"], history[f"train_{metric}"], "o-", label="train")
+        ax.plot(history["epoch"], history[f"val_{metric}"], "o-", label="validation (internal)")
+        if external:
+            ax.plot(history["epoch"], history[f"ext_{metric}"], "o-", label="external")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
@@ -97,10 +106,13 @@ def plot_history(history: pd.DataFrame):
     return fig
 
 
-def exported_epoch(history: pd.DataFrame) -> int | None:
-    """The epoch whose weights were kept: each phase restores its own lowest validation loss,
-    so the exported model is the best epoch of the last phase."""
+def exported_epoch(history: pd.DataFrame, keep: str = "best", monitor: str = "val_loss"):
+    """The epoch whose weights were kept: with `best` each phase restores its own lowest
+    `monitor`, so the exported model is the best epoch of the last phase; with `last`, the
+    last epoch."""
     if not len(history):
         return None
+    if keep == "last":
+        return int(history["epoch"].iloc[-1])
     last = history[history["phase"] == history["phase"].iloc[-1]]
-    return int(last.loc[last["val_loss"].idxmin(), "epoch"])
+    return int(last.loc[last[monitor].idxmin(), "epoch"])

@@ -32,7 +32,8 @@ def new_run_dir(out, prefix: str) -> Path:
 
 def write_splits(run_dir: Path, table: pd.DataFrame) -> None:
     with atomic_path(Path(run_dir) / SPLITS_NAME) as tmp:
-        table[["path", "label", "patient", "subtype", "split"]].to_csv(tmp, index=False)
+        columns = ["path", "label", "patient", "subtype", "source", "split"]
+        table[[c for c in columns if c in table]].to_csv(tmp, index=False)
     save_figure(distribution_figure(table), Path(run_dir) / "distribution.png")
 
 

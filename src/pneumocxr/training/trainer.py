@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from pneumocxr import __version__
 from pneumocxr.data.datamodule import ImageDataModule
-from pneumocxr.data.dataset import Dataset, load_dataset
+from pneumocxr.data.dataset import Dataset, load_dataset, load_external
 from pneumocxr.data.split import split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
@@ -36,7 +35,7 @@ from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature
 from pneumocxr.training.history import HistoryCallback, exported_epoch, read_history
 from pneumocxr.training.module import Classifier
 from pneumocxr.training.scaling import follower_run_dir, is_global_zero, trainer_device_kwargs
-from pneumocxr.training.threshold import youden_threshold
+from pneumocxr.training.threshold import summary_metrics, youden_threshold
 
 log = logging.getLogger("pneumocxr")
 # Lightning's advice that does not apply here: frozen stages are in eval mode on purpose,
@@ -60,6 +59,19 @@ def _quiet_lightning() -> None:
 # Defaults for options left unset; --quick swaps in a profile of a few minutes.
 DEFAULTS = {"epochs": 15, "head_epochs": 5, "image_size": None, "limit": None}
 QUICK = {"epochs": 8, "head_epochs": 2, "image_size": 128, "limit": 800}
+# `pneumocxr run`'s recipes. SmallNet as the tutorial trains it. The transfer model with the
+# recipe that held up best outside the training pool within the run's time budget (strong
+# augmentation, stress-test corruptions, balanced loss, the last epoch's weights; see
+# docs/BENCHMARKS.md, "Recipes measured on the external set").
+RUN_RECIPES = {
+    "smallnet": {},
+    "transfer": {
+        "class_weight": "balanced",
+        "augment": "strong",
+        "corruption_p": 0.5,
+        "keep": "last",
+    },
+}
 
 
 @dataclass
@@ -70,7 +82,7 @@ class TrainConfig:
     epochs: int | None = None  # 15 (8 with --quick)
     batch_size: int = 32
     image_size: int | None = None  # the model's default (128 with --quick)
-    split: str = "patient"
+    split: str = "auto"  # official when the data has a Kaggle test/ folder, else patient
     test_size: float = 0.2
     val_size: float = 0.2
     seed: int = 42
@@ -80,11 +92,17 @@ class TrainConfig:
     unfreeze: str | None = None  # backbone stages to fine-tune: N or "all"; None: model's default
     head_epochs: int | None = None  # head-only epochs before fine-tuning: 5 (2 with --quick)
     finetune_lr: float | None = None  # default: lr / 10
-    augment: bool = True
+    augment: str = "tutorial"  # "tutorial", "strong" or "none" (data/augment.py)
+    corruption_p: float = 0.0  # share of training images given a stress-test corruption
+    mixup: float = 0.0  # mixup's Beta parameter; 0 turns it off
+    label_smoothing: float = 0.0
+    external: str | None = None  # an external validation folder, evaluated every epoch
+    select_on: str = "val"  # what checkpoints, early stopping and the lr schedule follow
     feature_cache: bool = True
     cache_views: int = 4
     cache_limit_gb: float = 4.0
     patience: int = 20
+    keep: str = "best"  # the weights each phase ends with: "best" (lowest monitored loss) or "last"
     lr_patience: int = 3
     lr_factor: float = 0.3
     min_lr: float = 1e-6
@@ -117,6 +135,15 @@ class TrainConfig:
         pretrained = cls.pretrained_source is not None and self.weights != "none"
         if values["unfreeze"] is None:
             values["unfreeze"] = cls.default_unfreeze if pretrained else "all"
+        values["augment"] = _augment_policy(values["augment"])
+        if not 0 <= values["label_smoothing"] < 1 or values["mixup"] < 0:
+            raise PneumoError("--label-smoothing must be in [0, 1) and --mixup at least 0")
+        if self.keep not in ("best", "last"):
+            raise PneumoError(f"--keep must be 'best' or 'last', got {self.keep!r}")
+        if self.select_on not in ("val", "external"):
+            raise PneumoError(f"--select-on must be 'val' or 'external', got {self.select_on!r}")
+        if self.select_on == "external" and not self.external:
+            raise PneumoError("--select-on external needs --external DIR")
         if self.class_weight not in ("none", "balanced"):
             raise PneumoError(
                 f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}"
@@ -125,6 +152,17 @@ class TrainConfig:
             if values[name] < 1:
                 raise PneumoError(f"--{name.replace('_', '-')} must be at least 1")
         return TrainConfig(**values)
+
+
+def _augment_policy(value) -> str:
+    """Older config.json files stored augmentation as true/false."""
+    if isinstance(value, bool):
+        return "tutorial" if value else "none"
+    from pneumocxr.data.augment import POLICIES
+
+    if value not in POLICIES:
+        raise PneumoError(f"--augment must be one of {', '.join(POLICIES)}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -141,6 +179,7 @@ class TrainResult:
     model: PneumoNet
     threshold: float
     val_metrics: dict = field(default_factory=dict)
+    external_metrics: dict | None = None
 
 
 def plan_phases(cfg: TrainConfig, model: PneumoNet) -> list[Phase]:
@@ -163,9 +202,12 @@ def train(
     dataset: Dataset | None = None,
     run_dir: Path | None = None,
     resume: Path | None = None,
+    external: Dataset | None = None,
 ) -> TrainResult:
     """Train into a new run folder (`run_dir`, or RUNS/<model>-<time>), or continue the run
-    that `resume` (a run folder or a checkpoint in one) belongs to; export the best model."""
+    that `resume` (a run folder or a checkpoint in one) belongs to; export the best model.
+
+    `dataset` and `external` may be passed already decoded (at the model's image size)."""
     cfg = cfg.resolved()
     _quiet_lightning()
     L.seed_everything(cfg.seed, verbose=False)
@@ -190,6 +232,7 @@ def train(
             limit=cfg.limit,
             splits=splits,
         )
+    external = _external(cfg, dataset, external)
     if resume is None:
         run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
         ensure_dir(run_dir)
@@ -200,16 +243,31 @@ def train(
     first, checkpoint = (0, None) if resume is None else _resume_point(phases, run_dir, resume)
     state = rundir.read_state(run_dir)
     offset = sum(state["phases"].get(p.name, {}).get("epochs", 0) for p in phases[:first])
-    cache = _feature_cache(cfg, phases[first:], model, dataset)
+    cache = _feature_cache(cfg, phases[first:], model, dataset, external)
     for phase in phases[first:]:
         epochs = _run_phase(
-            cfg, phase, model, dataset, run_dir, class_weights, offset, checkpoint, cache
+            cfg, phase, model, dataset, run_dir, class_weights, offset, checkpoint, cache, external
         )
         checkpoint = None
         state["phases"][phase.name] = {"epochs": epochs}
         rundir.write_state(run_dir, state)
         offset += epochs
-    return _finish(cfg, model, dataset, run_dir)
+    return _finish(cfg, model, dataset, run_dir, external)
+
+
+def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Dataset | None:
+    """The external set, decoded at the model's size; never part of the training pool."""
+    if not cfg.external:
+        return None
+    if given is None:
+        given = load_external(cfg.external, cfg.image_size, dataset.table)
+    log.info(
+        "external set: %d images from %s (reported beside validation; %s)",
+        len(given.table),
+        given.root,
+        "used for model selection" if cfg.select_on == "external" else "not used for selection",
+    )
+    return given
 
 
 def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
@@ -227,7 +285,9 @@ def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
     raise PneumoError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
 
 
-def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resume, cache) -> int:
+def _run_phase(
+    cfg, phase, model, dataset, run_dir, class_weights, offset, resume, cache, external
+) -> int:
     """Fit one phase with the tutorial's callbacks; leave the best weights in `model`."""
     model.freeze_before(phase.start)
     counts = parameter_counts(model)
@@ -238,15 +298,25 @@ def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resum
         f"{counts['frozen_params']:,}",
         phase.lr,
     )
-    datamodule, input_stage = _datamodule(cfg, phase, model, dataset, cache)
+    datamodule, input_stage = _datamodule(cfg, phase, model, dataset, cache, external)
+    monitor = _monitor(cfg)
     module = Classifier(
-        model, phase.lr, input_stage, class_weights, cfg.lr_factor, cfg.lr_patience, cfg.min_lr
+        model,
+        phase.lr,
+        input_stage,
+        class_weights,
+        cfg.lr_factor,
+        cfg.lr_patience,
+        cfg.min_lr,
+        monitor=monitor,
+        mixup=cfg.mixup,
+        label_smoothing=cfg.label_smoothing,
     )
     ckpt_dir = Path(run_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename=f"{phase.name}-best",
-        monitor="val_loss",
+        monitor=monitor,
         mode="min",
         save_top_k=1,
         enable_version_counter=False,
@@ -259,7 +329,7 @@ def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resum
     callbacks = [
         checkpoint,
         latest,
-        EarlyStopping(monitor="val_loss", mode="min", patience=cfg.patience),
+        EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience),
         HistoryCallback(run_dir, phase.name, offset, offset + phase.epochs),
     ]
     interactive = sys.stderr.isatty()
@@ -280,19 +350,21 @@ def _run_phase(cfg, phase, model, dataset, run_dir, class_weights, offset, resum
     if resume:
         log.info("resuming phase %s from %s", phase.name, resume)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-    _restore_best(module, checkpoint)
+    if cfg.keep == "best":
+        _restore_best(module, checkpoint)
     model.train(False)
     return int(trainer.current_epoch)
 
 
-def _feature_cache(cfg: TrainConfig, phases: list[Phase], model: PneumoNet, dataset: Dataset):
+def _feature_cache(cfg: TrainConfig, phases: list[Phase], model, dataset: Dataset, external):
     """One cache for the run's phases with a frozen prefix, if it fits in memory."""
     starts = [p.start for p in phases if p.start > 0]
     if not starts or not cfg.feature_cache:
         return None
     splits = dataset.split_index()
-    views = cfg.cache_views if cfg.augment else 1
+    views = cfg.cache_views if cfg.augment != "none" else 1
     images = len(splits["train"]) * views + len(splits["val"])
+    images += 0 if external is None else len(external.table)
     needed = feature_bytes(model, min(starts), images)
     if needed > cfg.cache_limit_gb * 2**30:
         log.info(
@@ -302,18 +374,39 @@ def _feature_cache(cfg: TrainConfig, phases: list[Phase], model: PneumoNet, data
         )
         return None
     log.info("caching frozen features: %d training view(s), %.2f GB", views, needed / 2**30)
-    cache = FeatureCache(model, dataset.pixels, splits, cfg.augment, cfg.cache_views, cfg.seed)
+    cache = FeatureCache(
+        model,
+        dataset.pixels,
+        splits,
+        _augment(cfg, model.image_size),
+        cfg.cache_views,
+        cfg.seed,
+        None if external is None else external.pixels,
+    )
     cache.get(min(starts))
     return cache
 
 
-def _datamodule(cfg: TrainConfig, phase: Phase, model, dataset: Dataset, cache):
+def _monitor(cfg: TrainConfig) -> str:
+    return "ext_loss" if cfg.select_on == "external" else "val_loss"
+
+
+def _augment(cfg: TrainConfig, size: int):
+    if cfg.augment == "none" and cfg.corruption_p == 0:
+        return None
+    from pneumocxr.data.augment import Augment
+
+    return Augment(cfg.augment, cfg.corruption_p, size)
+
+
+def _datamodule(cfg: TrainConfig, phase: Phase, model, dataset: Dataset, cache, external):
     """(datamodule, stage its batches enter the model at)."""
     splits = dataset.split_index()
     if cache is not None and phase.start > 0:
-        train_views, val_features = cache.get(phase.start)
+        train_views, val_features, external_features = cache.get(phase.start)
+        extra = None if external is None else (external_features, external.labels)
         dm = FeatureDataModule(
-            train_views, val_features, dataset.labels, splits, cfg.batch_size, cfg.seed
+            train_views, val_features, dataset.labels, splits, cfg.batch_size, cfg.seed, extra
         )
         return dm, phase.start
     dm = ImageDataModule(
@@ -322,8 +415,9 @@ def _datamodule(cfg: TrainConfig, phase: Phase, model, dataset: Dataset, cache):
         splits,
         model.preprocessing(),
         cfg.batch_size,
-        cfg.augment,
+        _augment(cfg, model.image_size),
         cfg.seed,
+        None if external is None else (external.pixels, external.labels),
     )
     return dm, 0
 
@@ -346,17 +440,27 @@ def _class_weights(dataset: Dataset, mode: str) -> tuple[float, float]:
     return (n / (2 * (n - pos)), n / (2 * pos))
 
 
-def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path) -> TrainResult:
-    """Choose the threshold on validation, export the model, record the summary."""
+def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path, external=None):
+    """Export the model with its validation figures at its threshold (0.5, the tutorial's; the
+    threshold Youden's J picks on validation is recorded too: it did not transfer better to
+    other hospitals' images, docs/BENCHMARKS.md)."""
+    threshold = 0.5
     val = dataset.split_index()["val"]
     labels = dataset.labels[val].numpy()
     probs = predict_pixels(model, dataset.pixels[val])
-    threshold = youden_threshold(labels, probs)
-    val_metrics = _val_metrics(labels, probs, threshold)
+    val_metrics = summary_metrics(labels, probs, threshold)
+    validation = {"internal": {**val_metrics, "data": f"val split of {dataset.root}"}}
+    if external is not None:
+        ext_probs = predict_pixels(model, external.pixels)
+        ext_metrics = summary_metrics(external.labels.numpy(), ext_probs, threshold)
+        selection = "used for selection" if cfg.select_on == "external" else "not used"
+        validation["external"] = {**ext_metrics, "data": f"{external.root} ({selection})"}
     history = read_history(run_dir)
     extra = {
         "threshold": threshold,
-        "threshold_method": "Youden's J on the validation split",
+        "threshold_method": "0.5, the tutorial's",
+        "youden_threshold_val": youden_threshold(labels, probs),
+        "validation": validation,
         "training": {
             "run": Path(run_dir).name,
             "data": str(dataset.root),
@@ -364,31 +468,26 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path)
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
             "epochs_run": int(len(history)),
-            "best_epoch": exported_epoch(history),
+            "best_epoch": exported_epoch(history, cfg.keep, _monitor(cfg)),
+            "kept": cfg.keep,
+            "selected_on": cfg.select_on,
             "validation": val_metrics,
         },
     }
     save_model(model, run_dir, extra)
-    log.info(
-        "validation: AUC %.4f, accuracy %.4f at 0.5; threshold (Youden) %.3f",
-        val_metrics["auc"],
-        val_metrics["accuracy"],
-        threshold,
-    )
+    for name, m in validation.items():
+        log.info(
+            "%s validation: AUC %.4f; at threshold %.2f accuracy %.4f, sensitivity %.4f, "
+            "specificity %.4f",
+            name,
+            m["auc"],
+            threshold,
+            m["accuracy"],
+            m["sensitivity"],
+            m["specificity"],
+        )
     log.info("exported %s", Path(run_dir) / "model.safetensors")
-    return TrainResult(Path(run_dir), model, threshold, val_metrics)
-
-
-def _val_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict:
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
-    both = len(np.unique(labels)) == 2
-    return {
-        "n": int(len(labels)),
-        "auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
-        "accuracy": float(accuracy_score(labels, probs >= 0.5)),
-        "accuracy_at_threshold": float(accuracy_score(labels, probs >= threshold)),
-    }
+    return TrainResult(Path(run_dir), model, threshold, val_metrics, validation.get("external"))
 
 
 def _write_run_files(run_dir: Path, cfg: TrainConfig, dataset: Dataset, model) -> None:

@@ -1,0 +1,70 @@
+"""What the page and `GET /api/model` show about the model: read from model.json defensively.
+
+Only chosen fields leave the server: model.json also records where its data and run folder
+were on the training machine, which is nobody's business.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import PurePath
+
+from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+from pneumocxr.models.io import LoadedModel
+
+FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity")
+
+
+def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
+    meta = loaded.meta
+    training = _dict(meta.get("training"))
+    validation = _dict(meta.get("validation"))
+    internal = _figures(validation.get("internal"))
+    if internal is None and (internal := _figures(training.get("validation"))):
+        internal["data"] = "validation split of the training run"
+    card = loaded.path / "MODEL_CARD.md"
+    return {
+        "name": name,
+        "architecture": meta.get("architecture"),
+        "run": training.get("run"),
+        "default": loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve(),
+        "threshold": threshold,
+        "threshold_method": meta.get("threshold_method"),
+        "image_size": loaded.preprocessing.image_size,
+        "created": meta.get("created"),
+        "pneumocxr_version": meta.get("pneumocxr_version"),
+        "pretrained_from": _dict(meta.get("weights")).get("pretrained_from"),
+        "validation": {"internal": internal, "external": _figures(validation.get("external"))},
+        "card_markdown": card.read_text(encoding="utf-8") if card.is_file() else None,
+    }
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _figures(entry) -> dict | None:
+    """n, AUC, accuracy, sensitivity, specificity and the data's name; None if none is there."""
+    if not isinstance(entry, dict):
+        return None
+    figures = {key: _number(entry.get(key)) for key in FIGURES}
+    if all(value is None for value in figures.values()):
+        return None
+    return {**figures, "data": _data_name(entry.get("data"))}
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _data_name(value) -> str | None:
+    """A data set's name; of a path, only its last part (where it lived is not shown)."""
+    if isinstance(value, dict):
+        value = value.get("name") or value.get("path")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if "/" in value or "\\" in value:
+        value = PurePath(value.replace("\\", "/")).name or value
+    return value[:200]
