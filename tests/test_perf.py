@@ -116,5 +116,13 @@ def test_bench_quick_gives_every_figure_and_its_ratios(tmp_path):
         figures["smallnet_train_gflops"] / figures["gemm_gflops"]
     )
     assert len(figures["eager_reference_runs"]) == 2
-    refused = cli("bench", "--steps", "1", check=False)
-    assert refused.returncode == 1 and refused.stderr.strip() == "error: --steps must be at least 2"
+    for args, message in (
+        (("--steps", "1"), "error: --steps must be at least 2"),
+        (
+            ("--transfer", "smallnet"),
+            "error: --transfer must be a pretrained model, not 'smallnet'",
+        ),
+        (("--model", tmp_path / "none"), f"error: model not found: {tmp_path / 'none'}"),
+    ):
+        refused = cli("bench", *args, check=False)
+        assert refused.returncode == 1 and refused.stderr.strip() == message

@@ -17,7 +17,7 @@ import torch
 from pneumocxr.bench import inference, reference, training
 from pneumocxr.data.decode import decode_all
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.registry import build_model
+from pneumocxr.models.registry import build_model, model_class
 
 # The full run's split of the 5,216 shared images: a head epoch is timed at these sizes.
 FULL_RUN_SPLIT = (3341, 857)
@@ -38,6 +38,8 @@ class BenchOptions:
             raise PneumoError("--batch-size must be at least 1 and --image-size at least 32")
         if self.steps is not None and self.steps < 2:
             raise PneumoError("--steps must be at least 2")
+        if model_class(self.transfer).pretrained_source is None:
+            raise PneumoError(f"--transfer must be a pretrained model, not {self.transfer!r}")
         steps = self.steps or (3 if self.quick else 10)
         return BenchOptions(**{**asdict(self), "steps": steps})
 
@@ -47,6 +49,9 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
     opts = opts.resolved()
     batch, size, steps, warmup = opts.batch_size, opts.image_size, opts.steps, 1
     result: dict = {"settings": asdict(opts), "machine": machine()}
+    from pneumocxr.evaluation.inference import resolve_model
+
+    loaded = resolve_model(opts.model)  # a bad --model fails now, not after the training figures
     with tempfile.TemporaryDirectory() as tmp:
         files = image_files(opts.data, Path(tmp))
         pixels = decode_all(_cycle(files, batch * (steps + 2)), size).pixels
@@ -57,7 +62,7 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
         eager.append(reference.eager_reference_img_s(batch, size, steps, warmup))
         result["eager_reference_runs"] = eager  # before and after the training figures
         result["eager_reference_img_s"] = float(np.mean(eager))
-        result.update(_inference(opts, files, progress))
+        result.update(_inference(opts, loaded, files, progress))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["smallnet_vs_eager"] = result["smallnet_train_img_s"] / result["eager_reference_img_s"]
     result["ratios"] = ratios(result)
@@ -103,10 +108,7 @@ def _figure(name: str, measured: dict) -> dict:
     return out
 
 
-def _inference(opts: BenchOptions, files: list[Path], progress) -> dict:
-    from pneumocxr.evaluation.inference import resolve_model
-
-    loaded = resolve_model(opts.model)
+def _inference(opts: BenchOptions, loaded, files: list[Path], progress) -> dict:
     count = opts.batch_size * (6 if opts.quick else 32)
     paths = _cycle(files, count)
     progress(f"inference: {loaded.meta['architecture']}, {count} files")
