@@ -153,9 +153,8 @@ def _speed(results: Path) -> list[str]:
             f"threads, torch {m['torch']}, measured {m['date']}, load average "
             f"{m['load_average']:.1f} at the start). 224x224, batch {b['settings']['batch_size']},"
             " fp32. Each images/s figure is also divided by the plain-eager SmallNet measured in",
-            "the same run (before and after the training figures: "
-            + ", ".join(f"{x:.1f}" for x in b["eager_reference_runs"])
-            + " img/s), and its GFLOP/s by the fp32 GEMM's.",
+            "the same run (one step after each SmallNet training step, so that the machine's",
+            "load changes both alike), and its GFLOP/s by the fp32 GEMM's.",
             "",
             "| figure | value | x eager | share of GEMM GFLOP/s |",
             "|---|---|---|---|",

@@ -115,7 +115,7 @@ def test_bench_quick_gives_every_figure_and_its_ratios(tmp_path):
     assert ratio["gemm_share"] == pytest.approx(
         figures["smallnet_train_gflops"] / figures["gemm_gflops"]
     )
-    assert len(figures["eager_reference_runs"]) == 2
+    assert len(figures["eager_reference_step_s"]) == 3  # one after each SmallNet batch
     for args, message in (
         (("--steps", "1"), "error: --steps must be at least 2"),
         (

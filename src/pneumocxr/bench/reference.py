@@ -36,25 +36,33 @@ def eager_smallnet(image_size: int = 224) -> nn.Sequential:
     )
 
 
-def eager_reference_img_s(batch: int, image_size: int, steps: int, warmup: int = 1) -> float:
-    """Training images/s of the plain loop (forward, backward, Adam step)."""
-    model = eager_smallnet(image_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    images = torch.rand(batch, 3, image_size, image_size)
-    labels = torch.randint(0, 2, (batch,)).float()
+class EagerReference:
+    """The plain loop's training step (forward, backward, Adam), one call at a time, so that it
+    can run interleaved with another measurement: a changing load on a shared machine then
+    slows both alike."""
 
-    def step() -> None:
-        optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(model(images).squeeze(1), labels)
-        loss.backward()
-        optimizer.step()
+    def __init__(self, batch: int, image_size: int, warmup: int = 1):
+        self.model = eager_smallnet(image_size)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.images = torch.rand(batch, 3, image_size, image_size)
+        self.labels = torch.randint(0, 2, (batch,)).float()
+        self.seconds: list[float] = []
+        for _ in range(warmup):
+            self._step()
 
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - start)
+    def _step(self) -> None:
+        self.optimizer.zero_grad()
+        logits = self.model(self.images).squeeze(1)
+        F.binary_cross_entropy_with_logits(logits, self.labels).backward()
+        self.optimizer.step()
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        self._step()
+        self.seconds.append(time.perf_counter() - start)
+
+    def img_s(self) -> float:
+        return len(self.images) * len(self.seconds) / sum(self.seconds)
 
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:

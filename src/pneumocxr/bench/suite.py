@@ -55,13 +55,12 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         files = image_files(opts.data, Path(tmp))
         pixels = decode_all(_cycle(files, batch * (steps + 2)), size).pixels
-        progress("GEMM and the eager reference")
+        progress("GEMM")
         result["gemm_gflops"] = reference.gemm_gflops()
-        eager = [reference.eager_reference_img_s(batch, size, steps, warmup)]
-        result.update(_training(opts, pixels, progress))
-        eager.append(reference.eager_reference_img_s(batch, size, steps, warmup))
-        result["eager_reference_runs"] = eager  # before and after the training figures
-        result["eager_reference_img_s"] = float(np.mean(eager))
+        eager = reference.EagerReference(batch, size, warmup)
+        result.update(_training(opts, pixels, eager, progress))
+        result["eager_reference_img_s"] = eager.img_s()
+        result["eager_reference_step_s"] = eager.seconds
         result.update(_inference(opts, loaded, files, progress))
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["smallnet_vs_eager"] = result["smallnet_train_img_s"] / result["eager_reference_img_s"]
@@ -69,13 +68,12 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
     return result
 
 
-def _training(opts: BenchOptions, pixels, progress) -> dict:
+def _training(opts: BenchOptions, pixels, eager, progress) -> dict:
     batch, steps, size = opts.batch_size, opts.steps, opts.image_size
     out = {}
-    progress("SmallNet training")
-    small = training.image_training(
-        build_model("smallnet", size, weights="none"), pixels, batch, steps, 1
-    )
+    progress("SmallNet training, interleaved step by step with the eager reference")
+    model = build_model("smallnet", size, weights="none")
+    small = training.image_training(model, pixels, batch, steps, 1, between=eager.step)
     out |= _figure("smallnet_train", small)
     progress(f"{opts.transfer}: head on cached features")
     model = build_model(opts.transfer, size)

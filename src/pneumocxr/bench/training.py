@@ -24,23 +24,32 @@ from pneumocxr.training.module import Classifier
 
 
 class BatchClock(L.Callback):
-    """Seconds per training batch, from the end of batch `warmup` to the last batch's end."""
+    """Seconds per training batch after the first `warmup` batches. Each interval runs from the
+    end of one batch to the end of the next; `between` (if given) runs after each batch,
+    outside the intervals."""
 
-    def __init__(self, warmup: int):
-        self.warmup, self.ends = warmup, []
+    def __init__(self, warmup: int, between=None):
+        self.warmup, self.between = warmup, between
+        self.intervals: list[float] = []
+        self.resumed: float | None = None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self.ends.append(time.perf_counter())
+        if self.resumed is not None:
+            self.intervals.append(time.perf_counter() - self.resumed)
+        if self.between is not None:
+            with torch.enable_grad():
+                self.between()
+        self.resumed = time.perf_counter()
 
     def seconds_per_batch(self) -> float:
-        timed = self.ends[self.warmup - 1 :] if self.warmup else self.ends
-        return (timed[-1] - timed[0]) / max(1, len(timed) - 1)
+        timed = self.intervals[max(0, self.warmup - 1) :]
+        return sum(timed) / len(timed)
 
 
-def _fit(module: Classifier, datamodule, warmup: int, batches: int | None = None):
+def _fit(module: Classifier, datamodule, warmup: int, batches: int | None = None, between=None):
     """Train one epoch (or its first `batches` batches, then validate on one batch);
     (the batch clock, seconds of the whole fit)."""
-    clock = BatchClock(warmup)
+    clock = BatchClock(warmup, between)
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     trainer = L.Trainer(
@@ -83,15 +92,18 @@ def _labels(count: int) -> torch.Tensor:
     return (torch.arange(count) % 4 != 0).float()  # 3 PNEUMONIA : 1 NORMAL, as in the data
 
 
-def image_training(model: PneumoNet, pixels, batch: int, steps: int, warmup: int) -> dict:
-    """Images/s of training every stage of `model` from augmented uint8 images."""
+def image_training(
+    model: PneumoNet, pixels, batch: int, steps: int, warmup: int, between=None
+) -> dict:
+    """Images/s of training every stage of `model` from augmented uint8 images (with
+    `between` run after every batch, untimed)."""
     n_train = batch * (steps + warmup)
     images = _repeat(pixels, n_train + batch)
     data = ImageDataModule(
         images, _labels(len(images)), _splits(n_train, batch), model.preprocessing(), batch
     )
     module = Classifier(model, model.default_lr)
-    clock, _ = _fit(module, data, warmup, steps + warmup)
+    clock, _ = _fit(module, data, warmup, steps + warmup, between)
     return {"img_s": batch / clock.seconds_per_batch(), "flop": _train_flop(module, 0, pixels)}
 
 
