@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from pneumocxr.models.base import PneumoNet
 
 
@@ -20,13 +22,14 @@ def summary_text(model: PneumoNet) -> str:
     from torchinfo import summary
 
     was_training = model.training
-    stats = summary(
-        model,
-        input_size=(1, 3, model.image_size, model.image_size),
-        col_names=("output_size", "num_params", "trainable"),
-        depth=3,
-        verbose=0,
-        device="cpu",
-    )
+    with torch.random.fork_rng():  # torchinfo feeds random input: keep training's RNG stream
+        stats = summary(
+            model,
+            input_size=(1, 3, model.image_size, model.image_size),
+            col_names=("output_size", "num_params", "trainable"),
+            depth=3,
+            verbose=0,
+            device="cpu",
+        )
     model.train(was_training)
     return str(stats)

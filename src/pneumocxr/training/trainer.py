@@ -31,6 +31,12 @@ from pneumocxr.models.predict import predict_pixels
 from pneumocxr.models.registry import build_model, model_class
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.training import rundir
+from pneumocxr.training.checkpoints import (
+    AtomicCheckpointIO,
+    RandomState,
+    newest_checkpoint,
+    require_sound,
+)
 from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature_bytes
 from pneumocxr.training.history import HistoryCallback, exported_epoch, read_history
 from pneumocxr.training.module import Classifier
@@ -271,18 +277,22 @@ def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Data
 
 
 def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
-    """(index of the phase to continue, checkpoint to continue it from)."""
+    """(index of the phase to continue, checkpoint to continue it from): the given checkpoint,
+    or the newest sound one of the latest phase that has one."""
     names = [p.name for p in phases]
     if Path(resume).is_file():
         name = Path(resume).name.split("-")[0]
         if name not in names:
             raise PneumoError(f"{resume} belongs to no phase of this run ({', '.join(names)})")
-        return names.index(name), Path(resume)
+        return names.index(name), require_sound(Path(resume))
     for i in reversed(range(len(phases))):
-        last = Path(run_dir) / "checkpoints" / f"{names[i]}-last.ckpt"
-        if last.is_file():
-            return i, last
-    raise PneumoError(f"no checkpoint to resume from in {Path(run_dir) / 'checkpoints'}")
+        found = newest_checkpoint(Path(run_dir) / "checkpoints", names[i])
+        if found is not None:
+            return i, found
+    # Killed before its first checkpoint: the run starts again from its seed, which gives
+    # exactly the run it would have been.
+    log.info("no complete checkpoint yet in %s: starting the run again", run_dir)
+    return 0, None
 
 
 def _run_phase(
@@ -331,6 +341,7 @@ def _run_phase(
         latest,
         EarlyStopping(monitor=monitor, mode="min", patience=cfg.patience),
         HistoryCallback(run_dir, phase.name, offset, offset + phase.epochs),
+        RandomState(),
     ]
     interactive = sys.stderr.isatty()
     if interactive:
@@ -346,6 +357,7 @@ def _run_phase(
         log_every_n_steps=10,
         reload_dataloaders_every_n_epochs=1 if input_stage else 0,
         deterministic=False,
+        plugins=[AtomicCheckpointIO()],
     )
     if resume:
         log.info("resuming phase %s from %s", phase.name, resume)
