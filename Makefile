@@ -34,12 +34,10 @@ lint: $(VENV)/.installed-test
 
 # Rerun the measurements in docs/BENCHMARKS.md (about 2 hours on 2 CPU cores).
 benchmarks: $(VENV)/.installed
-	$(PIP) -e '.[onnx]'
 	$(BIN)/python benchmarks/run.py all
 
 # Only the speed figures (pneumocxr bench, predict on 2,000 files, cold predict): 6 minutes.
 speed: $(VENV)/.installed
-	$(PIP) -e '.[onnx]'
 	$(BIN)/python benchmarks/run.py speed
 
 clean:

@@ -1,6 +1,9 @@
 """The shipped model three ways: PyTorch, ONNX Runtime fp32, ONNX Runtime int8 (static,
-per-channel QDQ, calibrated on 256 training-split images). Speed, interleaved in one process,
-and AUC / accuracy at 0.5 on the validation split and on ../shared/data/external.
+per-channel QDQ, calibrated on 256 training-split images). Speed, interleaved in one process
+(run by `benchmarks/run.py onnx-int8` with OpenMP threads sleeping when idle, as the CLI has
+them; ONNX Runtime's threads sleep too), and AUC / accuracy at 0.5 on the
+validation split and on ../shared/data/external. Needs `pip install onnxruntime onnx` (not
+dependencies of pneumocxr: docs/PERFORMANCE.md says why).
 
 python benchmarks/onnx_int8.py DATA EXTERNAL   # prints one JSON line
 """
@@ -11,6 +14,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +35,17 @@ from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images
 from pneumocxr.data.transforms import prepare_batch
 from pneumocxr.evaluation.inference import resolve_model
-from pneumocxr.models.onnx import export_onnx
 from pneumocxr.models.predict import predict_logits
+
+
+def export_onnx(model, path: Path) -> None:
+    side = model.image_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on the size-dependent padding
+        torch.onnx.export(model.eval(), (torch.zeros(1, 3, side, side),), str(path),
+                          input_names=["pixels"], output_names=["logit"],
+                          dynamic_axes={"pixels": {0: "batch"}, "logit": {0: "batch"}},
+                          opset_version=17, dynamo=False)  # fmt: skip
 
 
 class Batches(CalibrationDataReader):
@@ -47,6 +60,7 @@ def session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.enable_cpu_mem_arena = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -12,7 +12,7 @@
     python benchmarks/run.py predict-folder    # `pneumocxr predict` on 2,000 files: img/s, RSS
     python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
     python benchmarks/run.py speed             # the three above, then report (about 6 minutes)
-    python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 vs int8: speed, AUC
+    python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 / int8 (tried, dropped)
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -302,15 +302,13 @@ def predict_folder(_args, count: int = 2000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for image in images:
             (Path(tmp) / image.name).symlink_to(image)
-        for engine in ("torch", "onnx"):
-            result = measured([*PNEUMOCXR, "predict", tmp, "--engine", engine])
-            if engine == "onnx":  # the first call exported the model; time a warm cache
-                result = measured([*PNEUMOCXR, "predict", tmp, "--engine", engine])
+        for engine in ("torch",):
+            result = measured([*PNEUMOCXR, "predict", tmp])
             rows.append({"engine": engine, "images": len(images), "wall_s": result["wall_s"],
                          "img_s": len(images) / result["wall_s"],
                          "peak_rss_mb": result["peak_rss_mb"]})  # fmt: skip
             print(rows[-1], flush=True)
-    command = f"pneumocxr predict FOLDER --engine ENGINE  # {count} images of {DATA}/train"
+    command = f"pneumocxr predict FOLDER  # {count} images of {DATA}/train"
     save("predict_folder", {"command": command, "runs": rows})
 
 
@@ -326,8 +324,9 @@ def onnx_int8(_args) -> None:
     """Is int8 worth it? Speed and validation/external metrics of the shipped model."""
     script = ROOT / "benchmarks" / "onnx_int8.py"
     external = DATA.parent / "external"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as the CLI runs torch
     out = subprocess.run([sys.executable, str(script), str(DATA), str(external)],
-                         check=True, capture_output=True, text=True)  # fmt: skip
+                         check=True, capture_output=True, text=True, env=env)  # fmt: skip
     result = json.loads(out.stdout.splitlines()[-1])
     save("onnx_int8", {"command": "python benchmarks/onnx_int8.py DATA EXTERNAL", **result})
 

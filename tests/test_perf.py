@@ -1,5 +1,5 @@
-"""Speed work that must not change results: streamed prediction, the ONNX engine, the cold
-`predict` path and `pneumocxr bench` (the figures themselves live in benchmarks/, not here)."""
+"""Speed work that must not change results: streamed prediction, the cold `predict` path and
+`pneumocxr bench` (the figures themselves live in benchmarks/, not here)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pneumocxr.bench.reference import eager_smallnet, forward_flop_per_image
 from pneumocxr.data.decode import DecodeStream, decode_all
 from pneumocxr.evaluation.inference import predict_paths
 from pneumocxr.models.io import LoadedModel
-from pneumocxr.models.predict import predict_logits, predict_pixels
+from pneumocxr.models.predict import predict_pixels
 from pneumocxr.models.smallnet import SmallNet
 
 TRAINING_LIBRARIES = {"lightning", "pytorch_lightning", "torchmetrics", "tensorboard", "kornia"}
@@ -53,20 +53,6 @@ def test_streamed_prediction_is_exactly_decoding_everything_first(small_model, f
     assert np.array_equal(stream.ok, decoded.ok)
 
 
-def test_onnx_engine_agrees_with_torch(small_model, files_with_failures, tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    from pneumocxr.models.onnx import cache_dir
-
-    monkeypatch.setenv("PNEUMOCXR_CACHE", str(tmp_path))
-    table, _ = predict_paths(small_model, files_with_failures, batch_size=4, engine="onnx")
-    exported = list(cache_dir().glob("smallnet-*.onnx"))
-    assert len(exported) == 1
-    pixels = decode_all(files_with_failures, 64).pixels
-    expected = predict_logits(small_model.model, pixels)
-    logits = np.log(table["p_pneumonia"] / (1 - table["p_pneumonia"])).to_numpy()
-    assert np.allclose(logits, expected, atol=1e-4)
-
-
 def test_cold_predict_imports_no_training_library(tmp_path):
     image = shared_images("PNEUMONIA", 1)[0]
     script = (
@@ -99,8 +85,7 @@ def test_eager_reference_is_the_tutorial_smallnet():
 
 def test_bench_quick_gives_every_figure_and_its_ratios(tmp_path):
     result = cli("bench", "--quick", "--json", "--image-size", "64", "--batch-size", "8",
-                 "--steps", "2", "--data", shared_images("NORMAL", 1)[0].parent,
-                 env={"PNEUMOCXR_CACHE": str(tmp_path)})  # fmt: skip
+                 "--steps", "2", "--data", shared_images("NORMAL", 1)[0].parent)  # fmt: skip
     figures = json.loads(result.stdout)
     for key in ("smallnet_train_img_s", "eager_reference_img_s", "gemm_gflops",
                 "smallnet_train_gflops", "infer_img_s", "latency_p50_ms", "latency_p99_ms",

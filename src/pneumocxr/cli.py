@@ -33,11 +33,6 @@ class SplitMethod(StrEnum):
     image = "image"
 
 
-class Engine(StrEnum):
-    torch = "torch"
-    onnx = "onnx"
-
-
 class AugmentPolicy(StrEnum):
     tutorial = "tutorial"
     strong = "strong"
@@ -363,14 +358,11 @@ def predict(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per batch (memory grows with it).")
     ] = 32,
-    engine: Annotated[
-        Engine, typer.Option(help="torch, or onnx: ONNX Runtime (the [onnx] extra), faster.")
-    ] = Engine.torch,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
     from pneumocxr.pipeline import predict_rows
 
-    rows, failures = predict_rows(paths, model, threshold, batch_size, engine.value)
+    rows, failures = predict_rows(paths, model, threshold, batch_size)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if csv is not None:

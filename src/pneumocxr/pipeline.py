@@ -44,15 +44,15 @@ def write_preview(root, out, image_size: int = 224, seed: int = 42) -> Path:
     return save_figure(augmentation_figure(decoded.pixels, labels, seed), out)
 
 
-def predict_files(paths, model=None, threshold=None, batch_size: int = 32, engine: str = "torch"):
+def predict_files(paths, model=None, threshold=None, batch_size: int = 32):
     """Predictions for files and folders: a table (path, p_pneumonia, predicted), failures."""
     import pandas as pd
 
-    rows, failures = predict_rows(paths, model, threshold, batch_size, engine)
+    rows, failures = predict_rows(paths, model, threshold, batch_size)
     return pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]), failures
 
 
-def predict_rows(paths, model=None, threshold=None, batch_size: int = 32, engine: str = "torch"):
+def predict_rows(paths, model=None, threshold=None, batch_size: int = 32):
     """(path, p_pneumonia, predicted) per readable file, and the failures; without pandas,
     which a cold `predict` would spend a fifth of a second importing."""
     from pneumocxr.evaluation.inference import (
@@ -65,7 +65,7 @@ def predict_rows(paths, model=None, threshold=None, batch_size: int = 32, engine
 
     loaded = resolve_model(model)
     cut = choose_threshold(threshold, loaded)
-    kept, probs, failures = predict_probabilities(loaded, expand_inputs(paths), batch_size, engine)
+    kept, probs, failures = predict_probabilities(loaded, expand_inputs(paths), batch_size)
     return [(path, float(p), label_for(p, cut)) for path, p in zip(kept, probs)], failures
 
 

@@ -12,11 +12,11 @@ from pneumocxr.evaluation.inference import predict_paths
 from pneumocxr.models.io import LoadedModel
 
 
-def batch_img_s(loaded: LoadedModel, paths: list[Path], batch: int, engine: str) -> float:
+def batch_img_s(loaded: LoadedModel, paths: list[Path], batch: int) -> float:
     """Images/s of predicting `paths` (decoding included), after one warm-up batch."""
-    predict_paths(loaded, paths[:batch], batch, engine)
+    predict_paths(loaded, paths[:batch], batch)
     start = time.perf_counter()
-    predict_paths(loaded, paths, batch, engine)
+    predict_paths(loaded, paths, batch)
     return len(paths) / (time.perf_counter() - start)
 
 

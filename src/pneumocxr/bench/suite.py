@@ -111,20 +111,12 @@ def _inference(opts: BenchOptions, loaded, files: list[Path], progress) -> dict:
     paths = _cycle(files, count)
     progress(f"inference: {loaded.meta['architecture']}, {count} files")
     out = {"infer_model": loaded.meta["architecture"]}
-    out["infer_img_s"] = inference.batch_img_s(loaded, paths, opts.batch_size, "torch")
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        out["infer_onnx_img_s"] = None
-    else:
-        out["infer_onnx_img_s"] = inference.batch_img_s(loaded, paths, opts.batch_size, "onnx")
+    out["infer_img_s"] = inference.batch_img_s(loaded, paths, opts.batch_size)
     side = loaded.preprocessing.image_size
     example = torch.zeros(2, loaded.preprocessing.channels, side, side)
     flop = reference.forward_flop_per_image(loaded.model.eval(), example)
     out["infer_gflop_per_image"] = flop / 1e9
     out["infer_gflops"] = out["infer_img_s"] * flop / 1e9
-    if out["infer_onnx_img_s"]:
-        out["infer_onnx_gflops"] = out["infer_onnx_img_s"] * flop / 1e9
     latency = inference.latency_ms(loaded, paths, 20 if opts.quick else 100)
     out["latency_p50_ms"], out["latency_p99_ms"] = latency["p50"], latency["p99"]
     return out
@@ -197,7 +189,6 @@ ROWS = [
     ("transfer_finetune_img_s", "{transfer} fine-tuning, cached", "img/s"),
     ("transfer_full_img_s", "{transfer} every stage, images", "img/s"),
     ("infer_img_s", "inference from files, {model}", "img/s"),
-    ("infer_onnx_img_s", "inference from files, ONNX Runtime", "img/s"),
     ("latency_p50_ms", "one image from file, p50", "ms"),
     ("latency_p99_ms", "one image from file, p99", "ms"),
     ("peak_rss_mb", "peak RSS of this run", "MB"),

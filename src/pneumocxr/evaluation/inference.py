@@ -60,31 +60,23 @@ def expand_inputs(paths) -> list[Path]:
     return files
 
 
-def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, engine: str = "torch"):
+def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32):
     """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
     import pandas as pd
 
-    kept, probs, failures = predict_probabilities(loaded, paths, batch_size, engine)
+    kept, probs, failures = predict_probabilities(loaded, paths, batch_size)
     return pd.DataFrame({"path": kept, "p_pneumonia": probs}), failures
 
 
-def predict_probabilities(loaded: LoadedModel, paths, batch_size: int = 32, engine="torch"):
+def predict_probabilities(loaded: LoadedModel, paths, batch_size: int = 32):
     """(readable paths, their P(pneumonia), list of (path, reason) failures).
 
     Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
     memory does not grow with the number of files; the batches are those of `predict_pixels`.
-    `engine` "onnx" runs the model with ONNX Runtime (an optional extra) instead of PyTorch.
     """
     paths = list(paths)
     stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
-    if engine == "onnx":
-        from pneumocxr.models.onnx import engine_for, onnx_batch_logits
-
-        logits = onnx_batch_logits(engine_for(loaded.model), stream)
-    elif engine == "torch":
-        logits = batch_logits(loaded.model, stream)
-    else:
-        raise PneumoError(f"--engine must be 'torch' or 'onnx', got {engine!r}")
+    logits = batch_logits(loaded.model, stream)
     kept = [str(p) for p, ok in zip(paths, stream.ok) if ok]
     return kept, sigmoid(logits).astype(np.float64), stream.failures
 
