@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 CPU is pinned in pyproject.toml; pip takes it from local wheels when present.
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test lint benchmarks speed clean
+.PHONY: run test lint benchmarks speed clean system-deps lock audit fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,22 +15,43 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) -e '.[test]'
+# The test environment installs the versions pinned in requirements.lock (what is audited).
+$(VENV)/.installed-test: pyproject.toml requirements.lock $(VENV)/.installed
+	$(PIP) -c requirements.lock -e '.[test]'
 	touch $@
 
-# The main job: the tutorial from the top. DATA=folder and QUICK=1 are optional.
+# The main job: the tutorial from the top. DATA=folder, EXTERNAL=folder and QUICK=1 are optional.
 run: $(VENV)/.installed
-	$(BIN)/pneumocxr run $(if $(DATA),--data $(DATA)) $(if $(QUICK),--quick)
+	$(BIN)/pneumocxr run $(if $(DATA),--data $(DATA)) $(if $(EXTERNAL),--external $(EXTERNAL)) $(if $(QUICK),--quick)
 
-# The whole test suite (what .ci/run calls).
-test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
+# System packages the tests need (python3-venv, chromium): installed with apt-get, or one
+# line saying what to install.
+system-deps:
+	@tools/system-deps.sh $(PYTHON)
+
+# The whole test suite (what .ci/run calls): lint, the dependency audit, pytest.
+test: system-deps $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/python tools/audit.py requirements.lock $(if $(AUDIT_REQUIRED),--required)
 	$(BIN)/python -m pytest
 
+# Known vulnerabilities in requirements.lock; AUDIT_REQUIRED=1 also fails when some package
+# could not be audited (no network, no data for its release).
+audit: $(VENV)/.installed-test
+	$(BIN)/python tools/audit.py requirements.lock $(if $(AUDIT_REQUIRED),--required)
+
+# Re-pin requirements.lock to what the test environment holds (after changing dependencies).
+lock: $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check | LC_ALL=C sort -f > requirements.lock
+
+# The long fuzzing run of docs/RELIABILITY.md (FUZZ_SECONDS=600 by default).
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/fuzz.py --seconds $(or $(FUZZ_SECONDS),600) --json benchmarks/results/fuzz.json
+
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 # Rerun the measurements in docs/BENCHMARKS.md (about 2 hours on 2 CPU cores).
 benchmarks: $(VENV)/.installed

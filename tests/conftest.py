@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,12 +50,18 @@ def small_data(tmp_path_factory) -> Path:
 
 
 def cli(
-    *args, check: bool = True, env: dict | None = None, cwd=None
+    *args, check: bool = True, env: dict | None = None, cwd=None, timeout: float = 1200
 ) -> subprocess.CompletedProcess:
-    """Run the installed `pneumocxr` command as a user would."""
+    """Run the installed `pneumocxr` command as a user would (killed after `timeout` s)."""
     command = [sys.executable, "-m", "pneumocxr.cli", *map(str, args)]
     result = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+        command,
+        capture_output=True,
+        text=True,
+        errors="backslashreplace",  # file names need not be UTF-8
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
@@ -111,3 +118,40 @@ def quick_run(data_root, tmp_path_factory) -> Path:
     cli("run", "--data", data_root, "--out", out, "--quick", "--external", EXTERNAL)
     (run_dir,) = out.glob("run-*")
     return run_dir
+
+
+_BATCH_DRIVER = """
+import contextlib, io, json, logging, sys
+from pneumocxr.cli import main
+results = []
+for argv in json.loads(sys.stdin.read()):
+    out, err = io.StringIO(), io.StringIO()
+    logging.getLogger("pneumocxr").handlers.clear()
+    sys.argv = ["pneumocxr", *argv]
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def cli_batch(commands: list[list], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+    """Several CLI commands through `pneumocxr.cli.main`, one after another in one process
+    (torch is imported once); each gets its own exit code, stdout and stderr."""
+    argv = [[str(a) for a in command] for command in commands]
+    done = subprocess.run(
+        [sys.executable, "-c", _BATCH_DRIVER],
+        input=json.dumps(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return [
+        subprocess.CompletedProcess(a, code, out, err)
+        for a, (code, out, err) in zip(argv, json.loads(done.stdout.splitlines()[-1]))
+    ]

@@ -15,7 +15,7 @@ from pneumocxr.models.registry import MODELS, build_model
 from pneumocxr.models.smallnet import SmallNet
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.models.vgg16 import VGG16
-from pneumocxr.models.weights import read_state_dict
+from pneumocxr.models.weights import read_state_dict, trust_pickle
 
 
 def test_smallnet_layers_match_the_tutorial():
@@ -71,6 +71,7 @@ def _torchvision_style_state(model: VGG16, seed: int = 0) -> dict:
 def test_vgg16_loads_a_torchvision_state_dict(tmp_path):
     state = _torchvision_style_state(VGG16(64))
     torch.save(state, tmp_path / "vgg16-397923af.pth")
+    trust_pickle(tmp_path / "vgg16-397923af.pth")  # what --trust-pickle does
     model = VGG16.create(64, weights=str(tmp_path / "vgg16-397923af.pth"))
     assert torch.equal(model.features[0].weight, state["features.0.weight"])
     assert torch.equal(model.features[28].bias, state["features.28.bias"])
@@ -81,6 +82,7 @@ def test_vgg16_rejects_a_wrong_shape(tmp_path):
     state = _torchvision_style_state(VGG16(64))
     state["features.28.weight"] = torch.zeros(512, 256, 3, 3)
     torch.save(state, tmp_path / "bad.pth")
+    trust_pickle(tmp_path / "bad.pth")
     with pytest.raises(PneumoError, match=r"features.28.weight has shape \(512, 256, 3, 3\)"):
         VGG16.create(64, weights=str(tmp_path / "bad.pth"))
     result = cli(
@@ -89,6 +91,7 @@ def test_vgg16_rejects_a_wrong_shape(tmp_path):
         "vgg16",
         "--weights",
         tmp_path / "bad.pth",
+        "--trust-pickle",
         "--data",
         tmp_path,
         check=False,
@@ -100,8 +103,10 @@ def test_pickled_objects_are_refused(tmp_path):
     import pickle
 
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"features.0.weight": object()}))
-    with pytest.raises(PneumoError, match="cannot read weights"):
+    with pytest.raises(PneumoError, match="pickle-based PyTorch file.*--trust-pickle"):
         read_state_dict(tmp_path / "evil.pth")
+    with pytest.raises(PneumoError, match="cannot read weights"):  # trusted: weights_only
+        read_state_dict(tmp_path / "evil.pth", trusted=True)
 
 
 def test_offline_vgg16_download_fails_clearly(tmp_path, small_data):

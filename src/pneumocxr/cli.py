@@ -78,6 +78,15 @@ ExternalOpt = Annotated[
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
 StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
+OverwriteOpt = Annotated[
+    bool, typer.Option(help="Replace earlier results in --out (the folder is replaced whole).")
+]
+TrustPickleOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Allow a pickle-based weights file (.pth); it is still read with weights_only=True."
+    ),
+]
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -237,6 +246,7 @@ def train(
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
     strict: StrictOpt = False,
+    trust_pickle: TrustPickleOpt = False,
     accelerator: Annotated[
         str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
     ] = "auto",
@@ -297,12 +307,21 @@ def train(
             strict=strict,
             quick=quick,
         )
+    _allow_pickle(cfg.weights, trust_pickle)
     devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
                    "strategy": strategy, "precision": precision}  # fmt: skip
     cfg = dataclasses.replace(cfg, **devices_now)  # a resumed run may move to other devices
     result = run_training(cfg, resume=resume)
     if is_global_zero():  # the other DDP processes ran the same command
         typer.echo(f"run folder: {result.run_dir}")
+
+
+def _allow_pickle(weights: str, trusted: bool) -> None:
+    """--trust-pickle: the user vouches for this weights file."""
+    if trusted and weights not in ("default", "none"):
+        from pneumocxr.models.weights import trust_pickle
+
+        trust_pickle(weights)
 
 
 # -- the main job ---------------------------------------------------------------------------
@@ -324,18 +343,20 @@ def run(
         str,
         typer.Option(
             help="The transfer model's ImageNet weights: default (download or "
-            "package) or a local file such as vgg16-397923af.pth."
+            "package) or a local file (a .pth such as vgg16-397923af.pth needs --trust-pickle)."
         ),
     ] = "default",
     quick: Annotated[bool, typer.Option(help="A few-minute profile for a first look.")] = False,
     seed: SeedOpt = 42,
     external: ExternalOpt = None,
     method: SplitOpt = SplitMethod.auto,
+    trust_pickle: TrustPickleOpt = False,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
+    _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(
         resolve_data(data), out, transfer.value, quick, seed, transfer_weights, external,
         method.value,
@@ -360,25 +381,25 @@ def predict(
     ] = 32,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
+    from pneumocxr.display import display_path
     from pneumocxr.pipeline import predict_rows
 
+    if csv is not None and csv.is_dir():
+        raise PneumoError(f"--csv {csv} is a folder; give a file name")
     rows, failures = predict_rows(paths, model, threshold, batch_size)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    if csv is not None:
-        import csv as csv_module
-
-        from pneumocxr.fileio import atomic_path
-
-        with atomic_path(csv) as tmp, open(tmp, "w", newline="") as stream:
-            writer = csv_module.writer(stream, lineterminator="\n")
-            writer.writerow(["path", "p_pneumonia", "predicted"])
-            writer.writerows(rows)
     for path, prob, label in rows:
         if as_json:
             typer.echo(json.dumps({"path": path, "label": label, "p_pneumonia": round(prob, 6)}))
         else:
-            typer.echo(f"{path}\t{label}\t{prob:.4f}")
+            typer.echo(f"{display_path(path)}\t{label}\t{prob:.4f}")
+    if csv is not None and rows:
+        import pandas as pd  # only here: a cold `predict` does without it
+
+        from pneumocxr.fileio import write_csv
+
+        write_csv(csv, pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]))
     if failures and not rows:
         raise PneumoError("no image could be read")
 
@@ -416,11 +437,12 @@ def evaluate(
     ] = None,
     threshold: ThresholdOpt = None,
     tta: TTAOpt = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold, tta)
+    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite, tta)
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -512,10 +534,12 @@ def dicom2png(
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
     from pneumocxr.data.dicom import dicom_to_png
 
-    failures = dicom_to_png(source, target)
+    written, failures = dicom_to_png(source, target)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    typer.echo(f"wrote {target}")
+    if not written:
+        raise PneumoError(f"none of the {len(failures)} DICOM files could be converted")
+    typer.echo(f"wrote {written[0] if len(written) == 1 else target}")
 
 
 @app.command()
@@ -575,13 +599,14 @@ def export(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Copy an exported model elsewhere, optionally as float16, with its metadata; optionally
     with a new operating threshold and external-validation figures."""
     from pneumocxr.pipeline import export_model
 
     card = _card(threshold, threshold_on, min_sensitivity, external)
-    typer.echo(f"wrote {export_model(model, out, half, card)}")
+    typer.echo(f"wrote {export_model(model, out, half, overwrite, card)}")
 
 
 @app.command()
@@ -592,12 +617,13 @@ def ensemble(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Combine models into one that averages their logits; every command takes the folder."""
     from pneumocxr.pipeline import make_ensemble
 
     card = _card(threshold, threshold_on, min_sensitivity, external) or {}
-    path, figures = make_ensemble(models, out, card)
+    path, figures = make_ensemble(models, out, card, overwrite)
     typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
     typer.echo(f"wrote {path}")
 
@@ -718,8 +744,11 @@ def _setup_logging() -> None:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        from pneumocxr.display import display_path
+
         text = record.getMessage()
-        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+        # A warning is one line even when it quotes a file name holding a line break.
+        return f"warning: {display_path(text)}" if record.levelno >= logging.WARNING else text
 
 
 def main() -> None:
@@ -751,8 +780,10 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
+    from pneumocxr.display import one_line
+
     # Messages may quote a library's multi-line text (pandas, pydicom): keep them on one line.
-    typer.echo("error: " + " ".join(message.split()), err=True)
+    typer.echo("error: " + one_line(message), err=True)
     sys.exit(1)
 
 

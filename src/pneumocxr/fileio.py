@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import math
 import os
@@ -15,10 +17,15 @@ from pneumocxr.errors import PneumoError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it over `path` only on success."""
+    """Yield a temporary path beside `path`; rename it over `path` only on success.
+
+    Temporary names carry the writer's process id (`.NAME.PID.xxxx`): a successful write
+    removes those left by processes that no longer run (killed halfway through a write)."""
     path = Path(path)
+    if path.is_dir():
+        raise PneumoError(f"{path} is a folder; give a file name")
     ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -27,46 +34,129 @@ def atomic_path(path: str | os.PathLike):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+    remove_stale_temps(path)
 
 
 @contextlib.contextmanager
-def replace_folder(path: str | os.PathLike):
-    """Yield an empty staging folder beside `path`; on success it takes `path`'s place as a
-    whole, so a reader sees the old folder or the new one, never a mix. On failure the staging
-    folder is removed and `path` is untouched."""
-    path = Path(path)
+def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "this command"):
+    """Yield an empty folder beside `path` to write into; on success it takes the place of
+    `path` whole, so `path` always holds one complete set of outputs, old or new.
+
+    An existing non-empty `path` is replaced only with `overwrite`, and never when it holds
+    files other than `owned` (it might be a folder of other things given by mistake)."""
+    path = Path(path).resolve()  # through links; "." gets a name and a parent
+    _recover_dir(path)
+    check_replaceable(path, owned, overwrite, command)
     ensure_dir(path.parent)
-    if path.exists() and not path.is_dir():
-        raise PneumoError(f"cannot write the folder {path}: a file has that name")
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
-        yield staging
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
-        if not path.exists():
-            os.rename(staging, path)
-        elif _exchange(staging, path):  # atomic swap: old folder now at `staging`
-            shutil.rmtree(staging)
-        else:  # no renameat2: a short window where only the hidden old copy exists
-            old = staging.with_name(staging.name.replace(".new-", ".old-"))
-            os.rename(path, old)
-            os.rename(staging, path)
-            shutil.rmtree(old)
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        _swap_in(tmp, path)
     finally:
-        if staging.exists() and staging.resolve() != path.resolve():
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # after the swap it holds the old folder
+
+
+def check_replaceable(path, owned: set[str], overwrite: bool, command: str) -> None:
+    """Fail unless `replace_dir` may replace `path` (see there)."""
+    path = Path(path).resolve()
+    if path == Path.cwd() or path in Path.cwd().parents:
+        raise PneumoError(f"{path} is the current folder or holds it; give a folder inside it")
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise PneumoError(f"{path} is a file, not a folder")
+    names = sorted(p.name for p in path.iterdir())
+    foreign = [n for n in names if n not in owned and not _is_temp_of(n, owned)]
+    if foreign:
+        raise PneumoError(
+            f"{path} holds files that {command} does not write (e.g. {foreign[0]}); "
+            "give a new or empty folder"
+        )
+    if names and not overwrite:
+        raise PneumoError(f"{path} already holds results; pass --overwrite to replace them")
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Put folder `new` at `path`; afterwards `new` holds what was at `path`, if anything."""
+    if not path.exists():
+        os.rename(new, path)
+        return
+    if _exchange(new, path):  # one atomic step on Linux
+        return
+    old = path.with_name(_temp_prefix(path) + "old")  # elsewhere: two renames
+    os.rename(path, old)
+    os.rename(new, path)
+    os.rename(old, new)
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Linux renameat2(RENAME_EXCHANGE): swap two paths atomically. False where unsupported."""
-    import ctypes
-
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False where unsupported."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):
         return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
     at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), rename_exchange) == 0
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _recover_dir(path: Path) -> None:
+    """Clean up after a killed `replace_dir`: put back a folder moved aside by the two-rename
+    fallback, and remove the temporary folders of processes that no longer run."""
+    for item in _stale(path):
+        if item.name.endswith(".old") and not path.exists():
+            os.rename(item, path)
+        elif item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
+
+
+def remove_stale_temps(path) -> None:
+    """Remove temporary files of `path` left by writers that were killed."""
+    for item in _stale(Path(path)):
+        with contextlib.suppress(OSError):
+            if item.is_file():
+                item.unlink()
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _stale(path: Path) -> list[Path]:
+    """Temporaries of `path` (`.NAME.PID.*`) whose process is gone."""
+    found = []
+    prefix = f".{path.name}."
+    with contextlib.suppress(OSError):
+        for item in path.parent.iterdir():
+            if not item.name.startswith(prefix):
+                continue
+            pid = item.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                found.append(item)
+    return found
+
+
+def _is_temp_of(name: str, owned: set[str]) -> bool:
+    return any(name.startswith(f".{o}.") for o in owned)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
 
 
 def _umask() -> int:
@@ -76,9 +166,24 @@ def _umask() -> int:
 
 
 def write_text(path, text: str) -> Path:
+    # File names may hold bytes that are not UTF-8: shown escaped rather than failing.
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
     return Path(path)
+
+
+def write_csv(path, table) -> Path:
+    """A table as UTF-8 CSV; paths that are not UTF-8 keep their exact bytes (read them back
+    with `read_csv`), so a listed file can always be found again."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape")
+    return Path(path)
+
+
+def read_csv(path, **options):
+    import pandas as pd
+
+    return pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
 
 
 def write_json(path, obj) -> Path:

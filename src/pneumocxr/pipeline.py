@@ -186,15 +186,32 @@ def _print_locations(run_dir: Path, results) -> None:
 
 
 # -- after training -------------------------------------------------------------------------
-def evaluate_to_folder(model, out, data=None, split=None, threshold=None, tta=False) -> dict:
+def evaluate_to_folder(
+    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False
+) -> dict:
+    """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
+    from pneumocxr.fileio import check_replaceable, replace_dir
+
+    check_replaceable(out, EVALUATION_FILES, overwrite, "evaluate")  # before the slow part
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
     loaded = _with_tta(resolve_model(model), tta)
     images = labelled_images(data, split, loaded.path)
     evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
-    write_evaluation(evaluation, out)
+    with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
+        write_evaluation(evaluation, tmp)
     return evaluation.metrics
+
+
+EVALUATION_FILES = {
+    "predictions.csv",
+    "metrics.json",
+    "report.txt",
+    "confusion_matrix.png",
+    "roc.png",
+    "calibration.png",
+}
 
 
 def _with_tta(loaded, tta: bool):
@@ -307,14 +324,19 @@ def _resolve_image(base: Path, name: str) -> Path:
     raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
-def export_model(model, out, half: bool = False, card: dict | None = None) -> Path:
+def export_model(
+    model, out, half: bool = False, overwrite: bool = False, card: dict | None = None
+) -> Path:
     """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary;
-    `card` (threshold options, see `card_figures`) recomputes the threshold and validation."""
+    `card` (threshold options, see `card_figures`) recomputes the threshold and validation.
+    The model folder is replaced as a whole, so weights and metadata always belong together."""
     import torch
 
     from pneumocxr.evaluation.inference import resolve_model
-    from pneumocxr.models.io import save_model
+    from pneumocxr.fileio import check_replaceable, replace_dir
+    from pneumocxr.models.io import META_NAME, MODEL_FILES, save_model
 
+    check_replaceable(out, MODEL_FILES, overwrite, "export")
     loaded = resolve_model(model)
     if loaded.meta.get("members"):
         raise PneumoError("export takes a single model; an ensemble folder is already exported")
@@ -326,10 +348,12 @@ def export_model(model, out, half: bool = False, card: dict | None = None) -> Pa
     keep["exported_from"] = str(loaded.path)
     if card:
         keep.update(card_figures(loaded, keep["exported_from"], **card))
-    return save_model(loaded.model, out, keep, torch.float16 if half else torch.float32)
+    with replace_dir(out, MODEL_FILES, overwrite, "export") as tmp:
+        save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
+    return Path(out) / META_NAME
 
 
-def make_ensemble(models, out, card: dict | None = None) -> tuple[Path, dict]:
+def make_ensemble(models, out, card: dict | None = None, overwrite: bool = False):
     """An ensemble of exported models (mean of logits) in the folder `out`, with its threshold
     and validation figures."""
     from pneumocxr.evaluation.inference import resolve_model
@@ -346,7 +370,7 @@ def make_ensemble(models, out, card: dict | None = None) -> tuple[Path, dict]:
         "members": [{"from": str(m.path)} for m in members],
     }
     figures = card_figures(LoadedModel(ensemble, meta, Path(out)), None, **(card or {}))
-    return save_ensemble(members, out, figures), figures
+    return save_ensemble(members, out, figures, overwrite), figures
 
 
 def card_figures(loaded, exported_from=None, threshold="youden", threshold_on=None,

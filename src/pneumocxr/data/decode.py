@@ -7,8 +7,11 @@ the gray plane repeated at batch time (see `transforms.prepare_batch`).
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
+import struct
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,27 +21,56 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pneumocxr.data.dicom import is_dicom, read_dicom_gray
+from pneumocxr.data.dicom import read_dicom_gray
 from pneumocxr.data.index import DICOM_SUFFIXES
+from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError
 
-# Full-size radiographs are large, bombs are larger. PIL refuses twice this; `read_gray` refuses
-# anything above it, DICOM included. The server passes a lower limit of its own.
-MAX_PIXELS = 20000 * 20000
+# The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
+# external programs (EPS calls Ghostscript), and none of them is a radiograph export.
+PIL_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP")  # JPEG includes MPO
+UPLOAD_FORMATS = ("JPEG", "PNG")  # what the web app takes besides DICOM (docs/SERVING.md)
+for _plugin in ("Bmp", "Gif", "Jpeg", "Png", "Tiff", "WebP"):  # register just these
+    importlib.import_module(f"PIL.{_plugin}ImagePlugin")
+# Pillow's own bomb check stays as a safety net for frames and formats it sizes later;
+# `check_geometry` refuses oversized images first, with a clearer message than its warning.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow warns about damaged metadata (EXIF) it then ignores: not the user's business.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+# What Pillow raises on damaged or hostile files (found by benchmarks/fuzz.py among others).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    struct.error,
+    MemoryError,
+)
 
 
 class UnsupportedImage(PneumoError):
-    """The bytes are not JPEG, PNG or DICOM at all (as opposed to a damaged or unusable one)."""
+    """The bytes are not an image format pneumocxr reads at all (as opposed to a damaged or
+    unusable image)."""
 
 
 def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open any supported file (JPEG, PNG, DICOM) as an 8-bit grayscale PIL image."""
+    """Open any supported file (JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM) as an 8-bit
+    grayscale PIL image. The content decides the format; a name ending in .dcm that holds a
+    JPEG is read as the JPEG."""
     path = Path(path)
-    dicom = path.suffix.lower() in DICOM_SUFFIXES or is_dicom(path)
+    _check_regular_file(path)
+    named_dicom = path.suffix.lower() in DICOM_SUFFIXES
     try:
         with open(path, "rb") as handle:
-            return _decode_gray(handle, f"{path}: ", dicom, None, max_pixels)
+            dicom = handle.read(132)[128:132] == b"DICM"
+            handle.seek(0)
+            return _decode_gray(handle, f"{path}: ", dicom, PIL_FORMATS, max_pixels, named_dicom)
     except FileNotFoundError:
         raise PneumoError(f"image not found: {path}") from None
     except OSError as err:  # a folder, no permission...
@@ -46,7 +78,7 @@ def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
 
 
 def read_gray_bytes(
-    data: bytes, max_pixels: int = MAX_PIXELS, formats=("JPEG", "PNG"), dicom: bool = False
+    data: bytes, max_pixels: int = MAX_PIXELS, formats=UPLOAD_FORMATS, dicom: bool = False
 ) -> Image.Image:
     """`read_gray` for a file held in memory (an upload); messages name no file.
 
@@ -59,17 +91,26 @@ def read_gray_bytes(
     return _decode_gray(io.BytesIO(data), "", dicom, formats, max_pixels)
 
 
-def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int) -> Image.Image:
+def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
+                 named_dicom: bool = False) -> Image.Image:  # fmt: skip
     if dicom:
         return Image.fromarray(read_dicom_gray(handle, where, max_pixels))
     try:
-        image = Image.open(handle, formats=formats)
-        _check_pixels(image.width * image.height, max_pixels, where)
-        return _to_gray8(image)
+        with Image.open(handle, formats=formats) as image:
+            check_geometry(*image.size, where)
+            _check_pixels(image.width * image.height, max_pixels, where)
+            return _to_gray8(image)
     except UnidentifiedImageError:
-        kinds = "JPEG, PNG or DICOM" if formats else "an image format PIL can read"
+        if named_dicom:
+            raise PneumoError(f"{where}not a DICOM file (no DICM marker) nor an image") from None
+        kinds = "JPEG, PNG or DICOM" if formats == UPLOAD_FORMATS else "a supported image format"
         raise UnsupportedImage(f"{where}not a readable image (not {kinds})") from None
-    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError:
+        raise PneumoError(
+            f"{where}over {2 * MAX_PIXELS / 1e6:.0f} megapixels (the limit is "
+            f"{MAX_PIXELS / 1e6:.0f}); a decompression bomb or not a radiograph"
+        ) from None
+    except _DECODE_ERRORS as err:
         raise PneumoError(f"{where}not a readable image ({_reason(err)})") from None
 
 
@@ -80,6 +121,15 @@ def _check_pixels(count: int, limit: int, where: str) -> None:
             f"{where}image too large: {count:,} pixels, the limit is {limit:,} "
             "(a decompression bomb?)"
         )
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what is not a plain file before opening it: reading a FIFO would wait forever."""
+    if path.is_file():
+        return
+    if path.exists():
+        raise PneumoError(f"{path}: not a regular file")
+    raise PneumoError(f"image not found: {path}")
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:
@@ -184,7 +234,10 @@ def _to_gray8(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # High-bit-depth PNGs: scale by the bit depth the values use (12-bit data in a 16-bit
         # file stays as bright as it was meant to be) instead of clipping at 255.
-        values = np.asarray(image, dtype=np.float64).clip(min=0)
+        values = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(values).all() or values.max() >= 2.0**32:
+            raise ValueError("pixel values out of range")
+        values = values.clip(min=0)
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
         scaled = values * 255.0 / (2**bits - 1)
         return Image.fromarray(np.round(scaled).astype(np.uint8))

@@ -7,10 +7,14 @@ normalised like the tutorial: clipped to mean +/- 2.5 SD and rescaled to 0-255.
 
 from __future__ import annotations
 
+import functools
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from pneumocxr.data.limits import check_geometry
 from pneumocxr.errors import PneumoError
 
 # Modalities that are not pictures of anatomy, even when they carry pixel-like data
@@ -54,32 +58,51 @@ def is_dicom(path) -> bool:
 def read_dicom_display(source, where: str | None = None, max_pixels: int | None = None):
     """Pixel values as a clinician's viewer would display them (float, bright = dense).
 
-    `source` is a path or a binary file object; `where` starts each message (default: the path).
+    `source` is a path or a binary file object; `where` starts each message (default: the
+    path). Patient data never reaches a message: pydicom's own texts may quote element values,
+    so they are scrubbed of the file's identifying values, or replaced when there is no dataset.
     """
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.errors import InvalidDicomError
 
+    _quiet_pydicom()
     if where is None:
         where = f"{source}: "
     try:
-        ds = pydicom.dcmread(source)
-        _check_is_image(ds, where)  # elements are parsed when first read: these may fail too
-        _check_size(ds, where, max_pixels)
+        ds = pydicom.dcmread(source, defer_size="1 MB")  # pixel data read later, if at all
+    except InvalidDicomError:
+        raise PneumoError(f"{where}not a DICOM file (no DICOM header)") from None
+    except Exception as err:  # pydicom raises many types for a broken file
+        raise PneumoError(
+            f"{where}not a readable DICOM file (damaged: {type(err).__name__})"
+        ) from None
+    try:
+        return _display_values(ds, where, max_pixels)
     except PneumoError:
         raise
-    except Exception as err:  # pydicom raises many types for a broken file
-        raise PneumoError(f"{where}not a readable DICOM file ({_first_line(err)})") from None
-    try:
-        pixels = ds.pixel_array
-        if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-            pixels = pixels[0]  # a radiograph series: take the first frame
-        if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
-            return _rgb_to_gray(ds, pixels)
+    except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
+        reason = _scrub(_first_line(err), ds)
+        raise PneumoError(f"{where}cannot decode DICOM pixel data ({reason})") from None
+
+
+def _display_values(ds, where: str, max_pixels: int | None) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    _check_is_image(ds, where)
+    check_geometry(int(ds.Columns), int(ds.Rows), where)  # before any pixel is decoded
+    _check_size(ds, where, max_pixels)
+    ds.pixel_array_options(index=0)  # a radiograph series: decode the first frame only
+    pixels = ds.pixel_array
+    if int(getattr(ds, "SamplesPerPixel", 1)) == 3:
+        values = _rgb_to_gray(ds, pixels)
+    else:
         values = apply_modality_lut(pixels, ds)
         values = apply_voi_lut(values, ds, prefer_lut=True)
-    except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
-        raise PneumoError(f"{where}cannot decode DICOM pixel data ({_first_line(err)})") from None
     values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise PneumoError(f"{where}DICOM pixel data has {values.ndim} dimensions, not 2")
+    if not np.isfinite(values).all() or np.abs(values).max() > 1e12:
+        raise PneumoError(f"{where}DICOM pixel values are not finite or out of range")
     if str(getattr(ds, "PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         values = values.max() + values.min() - values
     return values
@@ -102,11 +125,6 @@ def _check_size(ds, where: str, max_pixels: int | None) -> None:
         )
 
 
-def _first_line(err: Exception) -> str:
-    text = str(err) or type(err).__name__
-    return text.splitlines()[0][:200]
-
-
 def normalise_to_uint8(values: np.ndarray, sd: float = 2.5) -> np.ndarray:
     """The tutorial's normalisation: clip to mean +/- `sd` SD, rescale to 0-255."""
     values = np.asarray(values, dtype=np.float64)
@@ -125,12 +143,63 @@ def read_dicom_gray(source, where: str | None = None, max_pixels: int | None = N
 
 
 def _check_is_image(ds, where: str) -> None:
+    modality = _modality(ds)
     if not any(tag in ds for tag in PIXEL_DATA_TAGS):
-        kind = getattr(ds, "Modality", "") or "unknown modality"
+        kind = modality or "unknown modality"
         raise PneumoError(f"{where}DICOM has no pixel data ({kind}); it is not an image")
-    modality = str(getattr(ds, "Modality", "") or "").upper()
     if modality in NON_IMAGE_MODALITIES:
         raise PneumoError(f"{where}DICOM modality {modality} is not an image")
+
+
+def _modality(ds) -> str:
+    """The Modality code, reduced to what a code can hold (it is printed)."""
+    text = str(getattr(ds, "Modality", "") or "").upper()
+    return "".join(c for c in text if c.isalnum() or c == "_")[:16]
+
+
+# Elements that identify a person or a visit: their values are scrubbed from messages.
+_IDENTIFYING_VRS = {"PN", "DA", "DT", "TM", "AS", "LO", "SH", "LT", "ST", "UT", "UC"}
+
+
+def _scrub(text: str, ds) -> str:
+    """`text` without any value of the file's patient group (0010) or of any free-text,
+    name, date or identifier element (a damaged file may quote them in pydicom's errors)."""
+    values = set()
+    for tag in list(ds.keys()):
+        try:
+            elem = ds.get_item(tag)
+            if tag.group != 0x0010 and str(elem.VR) not in _IDENTIFYING_VRS:
+                continue
+            raw = elem.value
+        except Exception:  # a damaged element: nothing to learn from it
+            continue
+        if isinstance(raw, bytes):
+            raw = raw.decode("latin-1")
+        for part in str(raw).replace("\\", "^").split("^"):
+            if len(part.strip()) >= 2:
+                values.add(part.strip())
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return text
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err) or type(err).__name__).strip().splitlines()[0][:300]
+
+
+@functools.cache
+def _quiet_pydicom() -> None:
+    """pydicom's warnings and log lines quote element values (names, dates): keep them out of
+    the output. Values are not validated on reading; what matters is checked here."""
+    import pydicom
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+
+
+# pydicom's warnings quote element values; they are attributed to the caller of a pydicom
+# function, which may be this module.
+warnings.filterwarnings("ignore", module=r"(pydicom|pneumocxr\.data\.dicom)(\.|$)")
 
 
 def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
@@ -138,10 +207,12 @@ def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def dicom_to_png(source, target) -> list[tuple[str, str]]:
+def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
     """Convert a DICOM file, or every DICOM in a folder tree, to 8-bit 3-channel PNGs.
 
-    A folder keeps its layout under `target`. Returns (path, reason) for files that failed.
+    A file goes to TARGET when that ends in .png, else into the folder TARGET. A folder keeps
+    its layout under `target`. Returns the PNGs written and (path, reason) for files that
+    failed; fails if none could be converted.
     """
     from PIL import Image
 
@@ -151,13 +222,14 @@ def dicom_to_png(source, target) -> list[tuple[str, str]]:
     if not source.exists():
         raise PneumoError(f"no such file or folder: {source}")
     if source.is_file():
-        jobs = [(source, target / f"{source.stem}.png" if target.is_dir() else target)]
+        single = target.suffix.lower() == ".png" and not target.is_dir()
+        jobs = [(source, target if single else target / f"{source.stem}.png")]
     else:
         files = sorted(p for p in source.rglob("*") if p.is_file() and is_dicom(p))
         if not files:
             raise PneumoError(f"no DICOM files under {source}")
-        jobs = [(f, (target / f.relative_to(source)).with_suffix(".png")) for f in files]
-    failures = []
+        jobs = list(zip(files, _png_names(files, source, target)))
+    written, failures = [], []
     for src, dst in jobs:
         try:
             gray = read_dicom_gray(src)
@@ -168,4 +240,19 @@ def dicom_to_png(source, target) -> list[tuple[str, str]]:
             continue
         with atomic_path(dst) as tmp:
             Image.fromarray(gray).convert("RGB").save(tmp, format="PNG")
-    return failures
+        written.append(dst)
+    return written, failures
+
+
+def _png_names(files: list[Path], source: Path, target: Path) -> list[Path]:
+    """One PNG per DICOM: `scan.dcm` -> `scan.png`, unless another file (`scan`, `scan.dicom`)
+    would get that name too; then each of them keeps its full name (`scan.dcm.png`)."""
+    rel = [f.relative_to(source) for f in files]
+    names = [target / r.with_suffix(".png") for r in rel]
+    taken = {f.resolve() for f in files}  # never write over a DICOM (target may be source)
+    clashes = {n for n in names if names.count(n) > 1 or n.resolve() in taken}
+    names = [target / r.parent / f"{r.name}.png" if n in clashes else n for n, r in zip(names, rel)]
+    if len(set(names)) < len(names) or any(n.resolve() in taken for n in names):
+        clash = next(n for n in names if names.count(n) > 1 or n.resolve() in taken)
+        raise PneumoError(f"two DICOM files would both be written to {clash}; rename one")
+    return names

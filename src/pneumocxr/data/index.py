@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pneumocxr import CLASS_NAMES
+from pneumocxr.data.dicom import is_dicom
+from pneumocxr.data.duplicates import drop_copies
 from pneumocxr.errors import PneumoError
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `predict` needs none
     import pandas as pd
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+# Files with these names are read, in folders as when named; the content decides the format.
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 DICOM_SUFFIXES = (".dcm", ".dicom")
+IMAGE_KINDS = "JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM"
 COLUMNS = ["path", "label", "patient", "subtype", "source"]
 KAGGLE_PARTS = ("train", "val", "test")
 SKIPPED_DIRS = {"__macosx"}
@@ -52,7 +56,6 @@ def index_images(root) -> pd.DataFrame:
         raise PneumoError(f"data folder not found: {root}")
     if not root.is_dir():
         raise PneumoError(f"data path is not a folder: {root}")
-    suffixes = IMAGE_SUFFIXES + DICOM_SUFFIXES
     rows = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIPPED_DIRS)
@@ -61,18 +64,36 @@ def index_images(root) -> pd.DataFrame:
             continue
         source = kaggle_part(Path(dirpath), root)
         for name in sorted(filenames):
-            if name.startswith(".") or not name.lower().endswith(suffixes):
+            path = Path(dirpath) / name
+            if not is_image_name(path):
                 continue
             patient, subtype = parse_patient(name)
-            path = str((Path(dirpath) / name).resolve())
-            rows.append((path, label, patient, subtype, source))
+            rows.append((_absolute(path), label, patient, subtype, source))
     table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         raise PneumoError(
             f"no images found under {root}: expected NORMAL/ and PNEUMONIA/ folders "
-            f"holding {'/'.join(s.lstrip('.') for s in IMAGE_SUFFIXES)} files"
+            f"holding image files ({IMAGE_KINDS})"
         )
-    return table.sort_values("path", ignore_index=True)
+    return drop_copies(table.sort_values("path", ignore_index=True))
+
+
+def is_image_name(path: Path) -> bool:
+    """An image or DICOM file by its name; DICOMs from scanners often have no suffix at all.
+    Hidden files (editor and half-written temporaries) are never images."""
+    if path.name.startswith("."):
+        return False
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES + DICOM_SUFFIXES:
+        return True
+    return suffix == "" and path.is_file() and is_dicom(path)
+
+
+def _absolute(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: decoding reports it
+        return os.path.abspath(path)
 
 
 def require_both_classes(table: pd.DataFrame, where) -> None:

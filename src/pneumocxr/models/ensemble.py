@@ -74,19 +74,22 @@ class Ensemble(PneumoNet):
 MEMBERS_DIR = "members"
 
 
-def save_ensemble(members, directory, extra: dict | None = None) -> Path:
+ENSEMBLE_FILES = {"model.json", MEMBERS_DIR}
+
+
+def save_ensemble(members, directory, extra: dict | None = None, overwrite: bool = False):
     """An ensemble folder: model.json naming the members, and each member's own model files
     copied unchanged under members/ (so their hashes and metadata still hold).
 
     The folder is built beside `directory` and then put in its place, so a reader never sees
     a half-written ensemble."""
-    from pneumocxr.fileio import replace_folder, write_json
+    from pneumocxr.fileio import replace_dir, write_json
     from pneumocxr.models.io import ENSEMBLE_FORMAT, META_NAME
 
     directory = Path(directory)
     ensemble = Ensemble([m.model for m in members])
     entries = []
-    with replace_folder(directory) as staging:
+    with replace_dir(directory, ENSEMBLE_FILES, overwrite, "ensemble") as staging:
         for i, member in enumerate(members, start=1):
             folder = Path(MEMBERS_DIR) / f"{i}-{member.meta['architecture']}"
             (staging / folder).mkdir(parents=True)

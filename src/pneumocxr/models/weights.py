@@ -11,18 +11,37 @@ from torch import nn
 
 from pneumocxr.errors import PneumoError
 
+_TRUSTED_PICKLES: set[Path] = set()
 
-def read_state_dict(path) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors file or a PyTorch state dict (never unpickles objects)."""
+
+def trust_pickle(path) -> None:
+    """Allow reading this pickle-based file (the user passed --trust-pickle for it)."""
+    _TRUSTED_PICKLES.add(Path(path).resolve())
+
+
+def read_state_dict(path, trusted: bool = False) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file, or from a PyTorch (pickle-based) state dict when it is
+    trusted: a packaged file checked against its pinned hash, or one named with --trust-pickle.
+    Even then it is read with `weights_only=True`, which refuses pickled objects."""
     path = Path(path)
     if not path.is_file():
         raise PneumoError(f"weights file not found: {path}")
     try:
-        if path.suffix == ".safetensors":
+        if _is_safetensors(path):
             from safetensors.torch import load_file
 
             return load_file(str(path))
+        if path.suffix == ".safetensors":
+            raise ValueError("not a safetensors file")
+        if not (trusted or path.resolve() in _TRUSTED_PICKLES):
+            raise PneumoError(
+                f"{path} is a pickle-based PyTorch file, which can carry code: pass "
+                "--trust-pickle if you trust where it came from (it is still read with "
+                "weights_only=True), or convert it to .safetensors"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PneumoError:
+        raise
     except Exception as err:  # corrupt file, pickled objects, wrong format
         raise PneumoError(f"cannot read weights from {path}: {_first_line(err)}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -30,6 +49,24 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise PneumoError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte header length and a JSON object."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def read_packaged(path, expected_sha256: str) -> dict[str, torch.Tensor]:
+    """A state dict shipped inside an installed package, after checking its pinned hash."""
+    found = sha256(path)
+    if found != expected_sha256:
+        raise PneumoError(
+            f"{path} has SHA-256 {found[:12]}..., not the pinned {expected_sha256[:12]}...; "
+            "reinstall its package"
+        )
+    return read_state_dict(path, trusted=True)
 
 
 def download_state_dict(url: str, flag_hint: str) -> dict[str, torch.Tensor]:
@@ -42,7 +79,8 @@ def download_state_dict(url: str, flag_hint: str) -> dict[str, torch.Tensor]:
         reason = getattr(err, "reason", None) or err
         raise PneumoError(
             f"cannot download weights from {url} ({reason}); download that file elsewhere "
-            f"and pass it with {flag_hint}, or use --weights none to train from scratch"
+            f"and pass it with {flag_hint} --trust-pickle, or use --weights none to train from "
+            "scratch"
         ) from None
     except RuntimeError as err:  # hash mismatch or a corrupt download
         raise PneumoError(f"downloaded weights from {url} are damaged: {err}") from None

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pneumocxr.data.plots import distribution_figure
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import atomic_path, ensure_dir, read_json, save_figure, write_json
+from pneumocxr.fileio import ensure_dir, read_csv, read_json, save_figure, write_csv, write_json
 
 SPLITS_NAME = "splits.csv"
 CONFIG_NAME = "config.json"
@@ -31,9 +31,8 @@ def new_run_dir(out, prefix: str) -> Path:
 
 
 def write_splits(run_dir: Path, table: pd.DataFrame) -> None:
-    with atomic_path(Path(run_dir) / SPLITS_NAME) as tmp:
-        columns = ["path", "label", "patient", "subtype", "source", "split"]
-        table[[c for c in columns if c in table]].to_csv(tmp, index=False)
+    columns = ["path", "label", "patient", "subtype", "source", "split"]
+    write_csv(Path(run_dir) / SPLITS_NAME, table[[c for c in columns if c in table]])
     save_figure(distribution_figure(table), Path(run_dir) / "distribution.png")
 
 
@@ -43,7 +42,10 @@ def read_splits(path) -> pd.DataFrame:
         path = path / SPLITS_NAME
     if not path.is_file():
         raise PneumoError(f"no {SPLITS_NAME} at {path}")
-    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    try:
+        table = read_csv(path, keep_default_na=False, dtype=str)
+    except ValueError as err:  # empty, binary or ragged (pandas errors are ValueErrors)
+        raise PneumoError(f"{path} is not a readable CSV file ({err})") from None
     missing = {"path", "label", "patient", "split"} - set(table.columns)
     if missing:
         raise PneumoError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")

@@ -1,0 +1,34 @@
+"""What an input image may be: checked from its header, before any pixel is decoded.
+
+A chest radiograph is at most a few thousand pixels a side (a 43 cm detector at 100 um is
+4300 x 4300, 18.5 megapixels) and roughly square. Files far outside that are not radiographs,
+and squashing them to the model's square input would give a confident answer about noise:
+they are refused with one line instead. The pixel cap also bounds memory (decompression bombs).
+"""
+
+from __future__ import annotations
+
+from pneumocxr.errors import PneumoError
+
+MIN_SIDE = 32  # pixels, the shorter side
+MAX_ASPECT = 5.0  # longer side / shorter side
+MAX_PIXELS = 64_000_000  # 8000 x 8000
+
+
+def check_geometry(width: int, height: int, where: str = "") -> None:
+    """Refuse an image whose size no radiograph has; `where` starts the message ("path: ")."""
+    width, height = int(width), int(height)
+    size = f"{width}x{height} pixels"
+    if min(width, height) < MIN_SIDE:
+        raise PneumoError(
+            f"{where}{size} is too small for a radiograph (each side must be at least {MIN_SIDE})"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise PneumoError(
+            f"{where}{size} is too elongated for a radiograph (at most {MAX_ASPECT:g}:1 allowed)"
+        )
+    if width * height > MAX_PIXELS:
+        raise PneumoError(
+            f"{where}{size} ({width * height / 1e6:.0f} megapixels) is over the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels"
+        )

@@ -1,0 +1,33 @@
+"""File names as text for terminals and tab-separated output.
+
+A file name may hold tabs, newlines, other control characters and bytes that are not UTF-8;
+printed as they are, they would break a TSV line or the terminal. They are escaped the way
+Python writes them: backslash, t, n, r, xNN (a backslash itself doubles).
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def display_path(path) -> str:
+    return "".join(_escape(c) for c in str(path))
+
+
+def _escape(c: str) -> str:
+    if c in _NAMED:
+        return _NAMED[c]
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if 0xD800 <= code <= 0xDFFF:  # any other lone surrogate cannot be printed either
+        return f"\\u{code:04x}"
+    if code < 0x20 or 0x7F <= code < 0xA0:
+        return f"\\x{code:02x}"
+    return c
+
+
+def one_line(text: str) -> str:
+    """A message on one line: line breaks and tabs become spaces, the rest is escaped."""
+    kept = "".join(c if c.isspace() else _escape(c) for c in str(text))
+    return " ".join(kept.split())
