@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 CPU is pinned in pyproject.toml; pip takes it from local wheels when present.
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test lint benchmarks clean system-deps lock audit fuzz
+.PHONY: run test lint benchmarks speed clean system-deps lock audit fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ lint: $(VENV)/.installed-test
 # Rerun the measurements in docs/BENCHMARKS.md (about 2 hours on 2 CPU cores).
 benchmarks: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py all
+
+# Only the speed figures (pneumocxr bench, predict on 2,000 files, cold predict): 6 minutes.
+speed: $(VENV)/.installed
+	$(BIN)/python benchmarks/run.py speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

@@ -116,6 +116,7 @@ def render(results: Path) -> str:
             ]
     if r := _load(results, "recipes"):
         out += recipes_section(r)
+    out += _speed(results)
     if r := _load(results, "inference"):
         out += [
             "## Inference speed at 224x224",
@@ -135,6 +136,118 @@ def render(results: Path) -> str:
     if r := _load(results, "serve_load"):
         out += _serve_section(r)
     return "\n".join(out)
+
+
+def _speed(results: Path) -> list[str]:
+    """`pneumocxr bench`, `predict` end to end, and the issue's targets against them."""
+    from pneumocxr.bench.suite import ROWS
+
+    out = []
+    if b := _load(results, "bench"):
+        m = b["machine"]
+        names = {"transfer": b["settings"]["transfer"], "model": b.get("infer_model", "")}
+        out += [
+            "## Speed against the limit: `pneumocxr bench`",
+            "",
+            f"Command: `{b['command']}` ({m['cpu']}, {m['cores']} cores, {m['threads']} "
+            f"threads, torch {m['torch']}, measured {m['date']}, load average "
+            f"{m['load_average']:.1f} at the start). 224x224, batch {b['settings']['batch_size']},"
+            " fp32. Each images/s figure is also divided by the plain-eager SmallNet measured in",
+            "the same run (one step after each SmallNet training step, so that the machine's",
+            "load changes both alike), and its GFLOP/s by the fp32 GEMM's.",
+            "",
+            "| figure | value | x eager | share of GEMM GFLOP/s |",
+            "|---|---|---|---|",
+        ]
+        for key, label, unit in ROWS:
+            if b.get(key) is None:
+                continue
+            ratio = b["ratios"].get(key[: -len("_img_s")], {}) if key.endswith("_img_s") else {}
+            x_eager = f"{ratio['x_eager']:.2f}" if ratio else ""
+            share = f"{ratio['gemm_share']:.0%}" if ratio.get("gemm_share") is not None else ""
+            out.append(f"| {label.format(**names)} | {b[key]:.1f} {unit} | {x_eager} | {share} |")
+        out.append("")
+    folder, cold = _load(results, "predict_folder"), _load(results, "predict_cold")
+    if folder:
+        out += [
+            "## `pneumocxr predict` on a folder, end to end",
+            "",
+            f"Command: `{folder['command']}`, a fresh process each, decoding included "
+            f"({_machine(folder)}).",
+            "",
+            "| engine | images | wall time | images/s | peak RSS |",
+            "|---|---|---|---|---|",
+        ]
+        for r in folder["runs"]:
+            out.append(
+                f"| {r['engine']} | {r['images']} | {r['wall_s']:.1f} s | {r['img_s']:.0f} | "
+                f"{r['peak_rss_mb']:.0f} MB |"
+            )
+        out.append("")
+    if cold:
+        walls = ", ".join(f"{x:.2f}" for x in cold["wall_s"])
+        out += [
+            "## `pneumocxr predict IMAGE` from a cold start",
+            "",
+            f"`{cold['command']}`, process start to answer: median {cold['median_s']:.2f} s "
+            f"({walls} s; {_machine(cold)}).",
+            "",
+        ]
+    if q := _load(results, "onnx_int8"):
+        out += [
+            "## The shipped model in PyTorch, ONNX Runtime fp32 and int8 (tried, not shipped)",
+            "",
+            f"Command: `{q['command']}` ({_machine(q)}). int8: static, per-channel, calibrated",
+            f"on {q['calibration_images']} training-split images. Accuracy at 0.5. Speed: see",
+            "docs/PERFORMANCE.md (measured with idle threads sleeping in both runtimes).",
+            "",
+            "| engine | val AUC | val accuracy | external AUC | external accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        for name, m in q["metrics"].items():
+            out.append(
+                f"| {name} | {m['val']['auc']:.4f} | {m['val']['accuracy']:.4f} | "
+                f"{m['external']['auc']:.4f} | {m['external']['accuracy']:.4f} |"
+            )
+        out.append("")
+    return out + _targets(results)
+
+
+def _targets(results: Path) -> list[str]:
+    b, folder = _load(results, "bench"), _load(results, "predict_folder")
+    cold, full = _load(results, "predict_cold"), _load(results, "full_run")
+    rows = []
+    if b:
+        rows += [
+            ("SmallNet training >= 40 img/s", f"{b['smallnet_train_img_s']:.1f} img/s",
+             b["smallnet_train_img_s"] >= 40),
+            ("SmallNet training >= 2x the plain-eager reference",
+             f"{b['smallnet_vs_eager']:.2f}x", b["smallnet_vs_eager"] >= 2),
+            ("transfer-head epoch on cached features <= 5 s",
+             f"{b['transfer_head_epoch_s']:.1f} s", b["transfer_head_epoch_s"] <= 5),
+            ("one image from file, warm, p50 <= 30 ms", f"{b['latency_p50_ms']:.1f} ms",
+             b["latency_p50_ms"] <= 30),
+        ]  # fmt: skip
+    for r in folder["runs"] if folder else []:
+        rows.append((f"`predict FOLDER` ({r['engine']}) >= 150 img/s, peak RSS <= 1 GB",
+                     f"{r['img_s']:.0f} img/s, {r['peak_rss_mb']:.0f} MB",
+                     r["img_s"] >= 150 and r["peak_rss_mb"] <= 1024))  # fmt: skip
+    if cold:
+        rows.append(("cold `predict IMAGE` <= 2.5 s", f"{cold['median_s']:.2f} s",
+                     cold["median_s"] <= 2.5))  # fmt: skip
+    if full:
+        rows.append(("full `pneumocxr run` <= 30 min", f"{full['wall_s'] / 60:.1f} min",
+                     full["wall_s"] <= 1800))  # fmt: skip
+        if "peak_rss_mb" in full:
+            rows.append(("peak RSS training on the 5,216 images <= 3 GB",
+                         f"{full['peak_rss_mb'] / 1024:.2f} GB",
+                         full["peak_rss_mb"] <= 3072))  # fmt: skip
+    if not rows:
+        return []
+    lines = ["## Targets", "", "From the results above (docs/PERFORMANCE.md says what limits",
+             "the ones missed).", "", "| target | measured | met |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {t} | {v} | {'yes' if ok else 'no'} |" for t, v, ok in rows]
+    return [*lines, ""]
 
 
 def _serve_section(r: dict) -> list[str]:

@@ -8,6 +8,11 @@
     python benchmarks/run.py full-run          # `pneumocxr run` (about 40 minutes)
     python benchmarks/run.py inference         # ms per image, with and without malloc tuning
     python benchmarks/run.py serve-load        # `pneumocxr loadtest` against `pneumocxr serve`
+    python benchmarks/run.py bench             # `pneumocxr bench --json` (about 3 minutes)
+    python benchmarks/run.py predict-folder    # `pneumocxr predict` on 2,000 files: img/s, RSS
+    python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
+    python benchmarks/run.py speed             # the three above, then report (about 6 minutes)
+    python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 / int8 (tried, dropped)
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -59,6 +64,27 @@ def save(name: str, result: dict) -> None:
     print(json.dumps(result, indent=2))
 
 
+# Runs a command and prints its wall seconds and peak RSS (this wrapper's only child).
+_MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(json.dumps({"wall_s": time.perf_counter() - start, "returncode": done.returncode,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    "stdout": done.stdout[-20000:], "stderr": done.stderr[-3000:]}))
+"""
+
+
+def measured(command: list[str]) -> dict:
+    """Run `command`; its wall seconds, peak RSS (MB), output. Fails loudly if it failed."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, command)],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    result = json.loads(out.stdout)
+    if result["returncode"]:
+        sys.exit(f"{' '.join(map(str, command))} failed:\n{result['stderr']}")
+    return result
+
+
 def timed_cli(args: str, out: Path) -> tuple[float, Path]:
     """Run a pneumocxr command; return (wall seconds, the run folder it printed)."""
     command = [*PNEUMOCXR, *shlex.split(args), "--data", str(DATA), "--out", str(out)]
@@ -99,13 +125,17 @@ def run_summary(run: Path) -> dict:
 def smallnet_full(_args) -> None:
     command = "train --model smallnet --epochs 15 --image-size 224 --split patient"
     with tempfile.TemporaryDirectory() as tmp:
-        wall, run = timed_cli(command, Path(tmp))
+        args = [*shlex.split(command), "--data", DATA, "--out", tmp]
+        result = measured([*PNEUMOCXR, *args])
+        wall, rss = result["wall_s"], result["peak_rss_mb"]
+        (run,) = Path(tmp).glob("smallnet-*")
         summary = run_summary(run)
     save(
         "smallnet_full",
         {
             "command": f"pneumocxr {command} --data {DATA}",
             "wall_s": wall,
+            "peak_rss_mb": rss,
             "s_per_epoch": wall / summary["epochs_run"],
             **summary,
         },
@@ -217,13 +247,8 @@ def _evaluate(run: Path, split: str, out: Path) -> dict:
 def _main_job(name: str, flags: list[str]) -> None:
     """Time `pneumocxr run` end to end and keep both models' test metrics."""
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.time()
-        subprocess.run(
-            [*PNEUMOCXR, "run", *flags, "--data", str(DATA), "--out", tmp],
-            check=True,
-            capture_output=True,
-        )
-        wall = time.time() - start
+        result = measured([*PNEUMOCXR, "run", *flags, "--data", DATA, "--out", tmp])
+        wall = result["wall_s"]
         (run,) = Path(tmp).glob("run-*")
         models = json.loads((run / "comparison" / "comparison.json").read_text())
     keep = ("n", "auc", "auc_ci", "accuracy", "accuracy_ci", "sensitivity", "specificity")
@@ -232,6 +257,7 @@ def _main_job(name: str, flags: list[str]) -> None:
         {
             "command": " ".join(["pneumocxr run", *flags, f"--data {DATA}"]),
             "wall_s": wall,
+            "peak_rss_mb": result["peak_rss_mb"],
             "test": {m["name"]: {k: m[k] for k in keep} for m in models},
         },
     )
@@ -259,6 +285,55 @@ def inference(_args) -> None:
             )
             rows.append(json.loads(out.stdout.splitlines()[-1]))
     save("inference", {"command": "python benchmarks/inference_speed.py MODEL TUNED", "runs": rows})
+
+
+def bench(_args) -> None:
+    """Every speed figure of the issue in one process: `pneumocxr bench --json`."""
+    command = [*PNEUMOCXR, "bench", "--json", "--data", str(DATA)]
+    result = measured(command)
+    figures = json.loads(result["stdout"])
+    save("bench", {"command": f"pneumocxr bench --json --data {DATA}", **figures})
+
+
+def predict_folder(_args, count: int = 2000) -> None:
+    """`pneumocxr predict FOLDER` on 2,000 shared images, end to end in a fresh process."""
+    images = sorted((DATA / "train").glob("*/*.jpeg"))[:: max(1, 5216 // count)][:count]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for image in images:
+            (Path(tmp) / image.name).symlink_to(image)
+        for engine in ("torch",):
+            result = measured([*PNEUMOCXR, "predict", tmp])
+            rows.append({"engine": engine, "images": len(images), "wall_s": result["wall_s"],
+                         "img_s": len(images) / result["wall_s"],
+                         "peak_rss_mb": result["peak_rss_mb"]})  # fmt: skip
+            print(rows[-1], flush=True)
+    command = f"pneumocxr predict FOLDER  # {count} images of {DATA}/train"
+    save("predict_folder", {"command": command, "runs": rows})
+
+
+def predict_cold(_args, repeats: int = 5) -> None:
+    """`pneumocxr predict IMAGE` from process start to answer, `repeats` times."""
+    image = sorted((DATA / "train" / "PNEUMONIA").glob("*.jpeg"))[0]
+    walls = [measured([*PNEUMOCXR, "predict", image])["wall_s"] for _ in range(repeats)]
+    save("predict_cold", {"command": f"pneumocxr predict {image}", "wall_s": walls,
+                          "median_s": float(sorted(walls)[len(walls) // 2])})  # fmt: skip
+
+
+def onnx_int8(_args) -> None:
+    """Is int8 worth it? Speed and validation/external metrics of the shipped model."""
+    script = ROOT / "benchmarks" / "onnx_int8.py"
+    external = DATA.parent / "external"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as the CLI runs torch
+    out = subprocess.run([sys.executable, str(script), str(DATA), str(external)],
+                         check=True, capture_output=True, text=True, env=env)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    save("onnx_int8", {"command": "python benchmarks/onnx_int8.py DATA EXTERNAL", **result})
+
+
+def speed(args) -> None:
+    for job in (bench, predict_folder, predict_cold, report):
+        job(args)
 
 
 SERVE_SETUPS = (  # label, image side (None: the shared 224 px files), --max-batch, environment
@@ -362,6 +437,11 @@ JOBS = {
     "full-run": full_run,
     "inference": inference,
     "serve-load": serve_load,
+    "bench": bench,
+    "predict-folder": predict_folder,
+    "predict-cold": predict_cold,
+    "onnx-int8": onnx_int8,
+    "speed": speed,
     "report": report,
 }
 
@@ -379,7 +459,8 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"the shared data was expected at {DATA}")
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    jobs = [j for j in JOBS if j != "report"] + ["report"] if args.job == "all" else [args.job]
+    every = [j for j in JOBS if j not in ("speed", "report")] + ["report"]
+    jobs = every if args.job == "all" else [args.job]
     for job in jobs:
         JOBS[job](args)
 

@@ -44,21 +44,29 @@ def write_preview(root, out, image_size: int = 224, seed: int = 42) -> Path:
     return save_figure(augmentation_figure(decoded.pixels, labels, seed), out)
 
 
-def predict_files(paths, model=None, threshold=None, batch_size: int = 64):
+def predict_files(paths, model=None, threshold=None, batch_size: int = 32):
     """Predictions for files and folders: a table (path, p_pneumonia, predicted), failures."""
+    import pandas as pd
+
+    rows, failures = predict_rows(paths, model, threshold, batch_size)
+    return pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]), failures
+
+
+def predict_rows(paths, model=None, threshold=None, batch_size: int = 32):
+    """(path, p_pneumonia, predicted) per readable file, and the failures; without pandas,
+    which a cold `predict` would spend a fifth of a second importing."""
     from pneumocxr.evaluation.inference import (
         choose_threshold,
         expand_inputs,
         label_for,
-        predict_paths,
+        predict_probabilities,
         resolve_model,
     )
 
     loaded = resolve_model(model)
     cut = choose_threshold(threshold, loaded)
-    table, failures = predict_paths(loaded, expand_inputs(paths), batch_size)
-    table["predicted"] = [label_for(p, cut) for p in table["p_pneumonia"]]
-    return table, failures
+    kept, probs, failures = predict_probabilities(loaded, expand_inputs(paths), batch_size)
+    return [(path, float(p), label_for(p, cut)) for path, p in zip(kept, probs)], failures
 
 
 def run_tutorial(

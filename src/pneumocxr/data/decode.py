@@ -12,6 +12,7 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +172,57 @@ def decode_all(paths, size: int) -> DecodedImages:
         list(pool.map(work, range(len(paths))))
     failures.sort()
     return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures)
+
+
+class DecodeStream:
+    """Batches of decoded images (uint8, B x 1 x size x size) for files in input order,
+    decoded in chunks: threads decode the next chunk while the caller works on the current
+    batches, so memory holds two chunks instead of every image.
+
+    Unreadable files are skipped; after iterating, `ok` masks the readable inputs and
+    `failures` lists (path, reason), sorted, as `decode_all` does. Batches have exactly
+    `batch_size` images but the last, whatever the failures, so a model sees the same batches
+    as it would from `decode_all`.
+    """
+
+    def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None):
+        self.paths, self.size, self.batch_size = [str(p) for p in paths], size, batch_size
+        self.chunk = chunk or 4 * batch_size
+        self.ok = np.zeros(len(self.paths), dtype=bool)
+        self.failures: list[tuple[str, str]] = []
+
+    def _decode(self, i: int) -> np.ndarray | None:
+        try:
+            return load_image(self.paths[i], self.size)
+        except PneumoError as err:
+            self.failures.append((self.paths[i], str(err)))
+            return None
+
+    def _submit(self, pool: ThreadPoolExecutor, start: int) -> list:
+        stop = min(start + self.chunk, len(self.paths))
+        return [pool.submit(self._decode, i) for i in range(start, stop)]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        buffer: list[np.ndarray] = []
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            pending = self._submit(pool, 0)
+            for start in range(0, len(self.paths), self.chunk):
+                images = [f.result() for f in pending]
+                pending = self._submit(pool, start + self.chunk)  # decodes while we compute
+                for offset, image in enumerate(images):
+                    if image is not None:
+                        self.ok[start + offset] = True
+                        buffer.append(image)
+                while len(buffer) >= self.batch_size:
+                    yield _stack(buffer[: self.batch_size])
+                    del buffer[: self.batch_size]
+        if buffer:
+            yield _stack(buffer)
+        self.failures.sort()
+
+
+def _stack(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)[:, None])
 
 
 def _to_gray8(image: Image.Image) -> Image.Image:

@@ -12,8 +12,10 @@ import hashlib
 import logging
 import os
 import stat
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a table is handled: `predict` needs no pandas
+    import pandas as pd
 
 log = logging.getLogger("pneumocxr")
 
@@ -21,6 +23,8 @@ log = logging.getLogger("pneumocxr")
 def drop_copies(table: pd.DataFrame) -> pd.DataFrame:
     """Keep one row per copied file (the shallowest path), with one warning for all of them;
     copies filed under different labels are all left out."""
+    import pandas as pd
+
     table = table.drop_duplicates(["path", "label"])  # two links to one file, one label
     keys = pd.Series([_cheap_key(p) for p in table["path"]], index=table.index)
     suspects = keys[keys.duplicated(keep=False) & keys.notna()].index

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pneumocxr import CLASS_NAMES
 from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.duplicates import drop_copies
 from pneumocxr.errors import PneumoError
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: `predict` needs none
+    import pandas as pd
 
 # Files with these names are read, in folders as when named; the content decides the format.
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -47,6 +49,8 @@ def parse_patient(filename: str) -> tuple[str, str]:
 
 def index_images(root) -> pd.DataFrame:
     """Index every image under `root` (searched recursively) that sits in a class folder."""
+    import pandas as pd
+
     root = Path(root)
     if not root.exists():
         raise PneumoError(f"data folder not found: {root}")

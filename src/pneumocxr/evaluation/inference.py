@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from pneumocxr.data.decode import decode_all
+from pneumocxr.data.decode import DecodeStream
 from pneumocxr.data.index import IMAGE_KINDS, is_image_name
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import LoadedModel, load_model
-from pneumocxr.models.predict import predict_pixels
+from pneumocxr.models.predict import batch_logits, predict_pixels, sigmoid
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -52,13 +51,25 @@ def expand_inputs(paths) -> list[Path]:
     return files
 
 
-def predict_paths(loaded: LoadedModel, paths, batch_size: int = 64):
+def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32):
     """(table of path and p_pneumonia for readable files, list of (path, reason) failures)."""
-    prep = loaded.preprocessing
-    decoded = decode_all(paths, prep.image_size)
-    probs = predict_images(loaded, decoded.pixels, batch_size)
-    kept = [str(p) for p, ok in zip(paths, decoded.ok) if ok]
-    return pd.DataFrame({"path": kept, "p_pneumonia": probs.astype(np.float64)}), decoded.failures
+    import pandas as pd
+
+    kept, probs, failures = predict_probabilities(loaded, paths, batch_size)
+    return pd.DataFrame({"path": kept, "p_pneumonia": probs}), failures
+
+
+def predict_probabilities(loaded: LoadedModel, paths, batch_size: int = 32):
+    """(readable paths, their P(pneumonia), list of (path, reason) failures).
+
+    Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
+    memory does not grow with the number of files; the batches are those of `predict_pixels`.
+    """
+    paths = list(paths)
+    stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
+    logits = batch_logits(loaded.model, stream)
+    kept = [str(p) for p, ok in zip(paths, stream.ok) if ok]
+    return kept, sigmoid(logits).astype(np.float64), stream.failures
 
 
 def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndarray:

@@ -48,6 +48,10 @@ class PneumoNet(nn.Module):
     def gradcam_layer(self) -> nn.Module:
         raise NotImplementedError
 
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
+        """(convolution, the BatchNorm right after it) submodule names, for folding."""
+        return []
+
     def load_pretrained(self, weights: str) -> None:
         """Load backbone weights: "default" (the model's usual source) or a file path."""
         raise PneumoError(f"{self.name} has no pretrained weights; use --weights none")

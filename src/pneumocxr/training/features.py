@@ -14,6 +14,8 @@ in between.
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import torch
 
@@ -23,7 +25,9 @@ from pneumocxr.models.base import PneumoNet
 
 
 def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # this DDP process's GPU
 
 
 @torch.no_grad()

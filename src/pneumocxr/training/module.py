@@ -72,7 +72,8 @@ class Classifier(L.LightningModule):
     def _log_step(self, logits, y, loss, metrics: MetricCollection, prefix: str) -> None:
         metrics.update(torch.sigmoid(logits), (y >= 0.5).long())
         kwargs = {"on_step": False, "on_epoch": True, "add_dataloader_idx": False}
-        self.log(f"{prefix}loss", loss, prog_bar=True, **kwargs)
+        # sync_dist: with DDP every process logs the mean over all shards (no-op otherwise).
+        self.log(f"{prefix}loss", loss, prog_bar=True, sync_dist=True, **kwargs)
         self.log_dict(metrics, prog_bar=prefix == "val_", **kwargs)
 
     def on_train_epoch_start(self) -> None:
@@ -106,7 +107,8 @@ class Classifier(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=self.hparams.lr)
+        # One fused kernel per step instead of a dozen passes over SmallNet's 11M weights.
+        optimizer = torch.optim.Adam(params, lr=self.hparams.lr, fused=True)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="min",

@@ -40,6 +40,7 @@ from pneumocxr.training.checkpoints import (
 from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature_bytes
 from pneumocxr.training.history import HistoryCallback, exported_epoch, read_history
 from pneumocxr.training.module import Classifier
+from pneumocxr.training.scaling import follower_run_dir, is_global_zero, trainer_device_kwargs
 from pneumocxr.training.threshold import summary_metrics, youden_threshold
 
 log = logging.getLogger("pneumocxr")
@@ -114,6 +115,12 @@ class TrainConfig:
     limit: int | None = None  # use about this many images, whole patients (800 with --quick)
     strict: bool = False
     quick: bool = False
+    # Passed to Lightning's Trainer (training/scaling.py, docs/SCALING.md).
+    accelerator: str = "auto"  # cpu, gpu, ... ; auto takes a GPU when there is one
+    devices: str = "1"  # a count, "auto", or device ids "0,1"
+    num_nodes: int = 1
+    strategy: str = "auto"  # ddp with several devices or nodes
+    precision: str = "32-true"  # or 16-mixed, bf16-mixed
 
     def resolved(self) -> TrainConfig:
         """Fill in the model's defaults and the --quick profile."""
@@ -212,6 +219,8 @@ def train(
     L.seed_everything(cfg.seed, verbose=False)
     if resume is not None:
         run_dir = rundir.find_run_dir(resume)
+    if not is_global_zero():  # other DDP processes write into scratch, rank 0 into the run
+        run_dir = follower_run_dir(run_dir)
     model = build_model(cfg.model, cfg.image_size, cfg.weights)  # fails early on bad weights
     phases = plan_phases(cfg, model)  # ... and on a bad --unfreeze
     if resume is None and run_dir is None:
@@ -342,8 +351,7 @@ def _run_phase(
         callbacks.append(TQDMProgressBar())
     trainer = L.Trainer(
         max_epochs=phase.epochs,
-        accelerator="auto",
-        devices=1,
+        **trainer_device_kwargs(cfg),
         logger=TensorBoardLogger(str(run_dir), name="tb", version=phase.name),
         callbacks=callbacks,
         enable_progress_bar=interactive,
