@@ -2,6 +2,7 @@
 
     python benchmarks/recipes.py benchmarks/recipes.txt --parallel 1 --out results.json
     python benchmarks/recipes.py benchmarks/recipes.txt --only L0_strong_corr SN_base
+    python benchmarks/recipes.py --add NAME RUN_DIR --out results.json  # a run trained already
 
 Each line of the recipe file is `NAME | pneumocxr train options`. For every recipe this runs
 `pneumocxr train --data DATA --external EXTERNAL OPTIONS`, then records the internal validation
@@ -86,6 +87,28 @@ def run_recipe(name: str, options: str, args) -> dict:
     return {**result, "options": options, "train_s": train_s, "total_s": time.time() - start}
 
 
+def add_run(name: str, run_dir: Path, args) -> None:
+    """Score a run trained elsewhere (its options from config.json, its time from history)."""
+    import pandas as pd
+
+    config = json.loads((run_dir / "config.json").read_text())
+    scored = subprocess.run(
+        [sys.executable, __file__, "--score", str(run_dir), "--external", str(args.external)],
+        capture_output=True,
+        text=True,
+    )
+    if scored.returncode:
+        sys.exit(scored.stderr[-2000:])
+    result = json.loads((run_dir / "recipe-score.json").read_text())
+    command = config.get("command", "")
+    options = command.split(" train ", 1)[-1] if " train " in command else command
+    seconds = float(pd.read_csv(run_dir / "history.csv")["seconds"].sum())
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results.setdefault("machine", {**machine(), "date": time.strftime("%Y-%m-%d")})
+    results.setdefault("recipes", {})[name] = {**result, "options": options, "train_s": seconds}
+    args.out.write_text(json.dumps(results))
+
+
 def machine() -> dict:
     import torch
 
@@ -102,11 +125,15 @@ def main() -> None:
     parser.add_argument("--external", type=Path, default=SHARED / "external")
     parser.add_argument("--runs", type=Path, default=Path("recipe-runs"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/recipes.json")
+    parser.add_argument("--add", nargs=2, metavar=("NAME", "RUN"), help="score a finished run")
     parser.add_argument("--score", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.score:
         result = score(args.score, args.external)
         (args.score / "recipe-score.json").write_text(json.dumps(result))
+        return
+    if args.add:
+        add_run(args.add[0], Path(args.add[1]), args)
         return
     lines = [x.split("|", 1) for x in args.recipes.read_text().splitlines() if "|" in x]
     recipes = {k.strip(): v.strip() for k, v in lines if not k.strip().startswith("#")}
