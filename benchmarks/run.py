@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -46,19 +45,10 @@ SHIP_OPTIONS = ["--half", "--threshold", "operating", "--threshold-on", str(EXTE
 
 
 def machine() -> dict:
-    import torch
+    """CPU, cores, threads, torch, Python, date and load average (`pneumocxr bench`'s)."""
+    from pneumocxr.bench.suite import machine as bench_machine
 
-    cpu = ""
-    if Path("/proc/cpuinfo").is_file():
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "")
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    return bench_machine()
 
 
 def save(name: str, result: dict) -> None:
