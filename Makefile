@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # torch 2.13.0 CPU is pinned in pyproject.toml; pip takes it from local wheels when present.
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: run test lint benchmarks speed clean system-deps lock audit fuzz
+.PHONY: run test lint benchmarks speed clean system-deps lock audit fuzz api-fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ lock: $(VENV)/.installed
 # The long fuzzing run of docs/RELIABILITY.md (FUZZ_SECONDS=600 by default).
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/fuzz.py --seconds $(or $(FUZZ_SECONDS),600) --json benchmarks/results/fuzz.json
+
+# schemathesis against the web API's OpenAPI schema on a real server (API_FUZZ_EXAMPLES=500).
+api-fuzz: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/api_fuzz.py --examples $(or $(API_FUZZ_EXAMPLES),500) --json benchmarks/results/api_fuzz.json
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks tools

@@ -155,3 +155,21 @@ def cli_batch(commands: list[list], timeout: float = 300) -> list[subprocess.Com
         subprocess.CompletedProcess(a, code, out, err)
         for a, (code, out, err) in zip(argv, json.loads(done.stdout.splitlines()[-1]))
     ]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A real `pneumocxr serve` on a free loopback port (tests/live_server.py), started once
+    for all the web API tests."""
+    from live_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("serve")) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    import httpx
+
+    with httpx.Client(base_url=server.base, timeout=60, trust_env=False) as http:
+        yield http

@@ -74,8 +74,12 @@ def test_too_many_pixels_refused_before_decoding(tmp_path, xray):
     ds = pydicom.dcmread(path)
     ds.Rows = ds.Columns = 60000  # a header that claims 3.6 billion pixels
     ds.save_as(path)
-    with pytest.raises(PneumoError, match="image too large"):
+    with pytest.raises(PneumoError, match="over the limit of 64 megapixels"):
         read_gray(path)
+    with pytest.raises(PneumoError, match="over the limit of 64 megapixels"):
+        read_gray_bytes(path.read_bytes(), max_pixels=10_000_000)
+    ds.Rows = ds.Columns = 4000  # 16 million: under the CLI's limit, over the one given
+    ds.save_as(path)
     with pytest.raises(PneumoError, match="image too large"):
         read_gray_bytes(path.read_bytes(), max_pixels=10_000_000)
 
@@ -85,7 +89,7 @@ def test_a_dcm_upload_without_preamble_gets_a_dicom_error(xray, tmp_path):
     raw = path.read_bytes()[132:]  # the dataset without the preamble and "DICM"
     with pytest.raises(UnsupportedImage):
         read_gray_bytes(raw)
-    with pytest.raises(PneumoError, match="not a readable DICOM"):
+    with pytest.raises(PneumoError, match="not a DICOM file"):
         read_gray_bytes(raw, dicom=True)  # pydicom wants the preamble: a clear refusal
 
 

@@ -82,13 +82,14 @@ def read_gray_bytes(
 ) -> Image.Image:
     """`read_gray` for a file held in memory (an upload); messages name no file.
 
-    DICOM is recognised by its preamble, or taken as given with `dicom=True`; other files must
-    be one of `formats`.
+    As for files, the content decides: DICOM is recognised by its preamble, other files must
+    be one of `formats`. `dicom=True` (the file was named as a DICOM) only makes the message
+    for a file that is neither say so.
     """
     if not data:
         raise PneumoError("empty file")
-    dicom = dicom or data[128:132] == b"DICM"
-    return _decode_gray(io.BytesIO(data), "", dicom, formats, max_pixels)
+    marker = data[128:132] == b"DICM"
+    return _decode_gray(io.BytesIO(data), "", marker, formats, max_pixels, named_dicom=dicom)
 
 
 def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
@@ -101,6 +102,9 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
             _check_pixels(image.width * image.height, max_pixels, where)
             return _to_gray8(image)
     except UnidentifiedImageError:
+        damaged = _signature(handle)
+        if damaged in formats:  # a PNG with a bad checksum is not some other format
+            raise PneumoError(f"{where}not a readable image (a damaged {damaged} file)") from None
         if named_dicom:
             raise PneumoError(f"{where}not a DICOM file (no DICM marker) nor an image") from None
         upload = formats == UPLOAD_FORMATS
@@ -113,6 +117,15 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
         ) from None
     except _DECODE_ERRORS as err:
         raise PneumoError(f"{where}not a readable image ({_reason(err)})") from None
+
+
+def _signature(handle) -> str | None:
+    """JPEG or PNG by the first bytes, however damaged the rest is."""
+    handle.seek(0)
+    head = handle.read(8)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    return "JPEG" if head.startswith(b"\xff\xd8\xff") else None
 
 
 def _check_pixels(count: int, limit: int, where: str) -> None:

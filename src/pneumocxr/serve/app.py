@@ -113,6 +113,7 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
     decode_slots = asyncio.Semaphore(limits.decode_slots)
     megabytes = _megabytes(limits.max_upload_bytes)
     errors = {
+        400: {"model": Problem, "description": "A malformed multipart body"},
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
         422: {"model": Problem, "description": "Unreadable, unusable or too many pixels"},

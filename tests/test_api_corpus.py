@@ -1,0 +1,191 @@
+"""The bad-input corpus (tests/corpus.py) through the web API: every case that is one file is
+posted to `POST /api/predict` of a real server (the `server` fixture), named as a browser
+names it, and a sample again with `?gradcam=true`. What the CLI reads gets a 200 with the
+probability the CLI gives; what it refuses gets a 4xx with a one-line `detail`. Never a 5xx,
+a traceback, a file path, a temporary folder's name or a DICOM patient tag; every request has
+a time limit.
+
+The web app differs from the CLI on purpose (docs/SERVING.md): it takes JPEG, PNG and DICOM
+only (415 for GIF, BMP, TIFF, WebP), and `--max-megapixels` (40 by default) is its own limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from dataclasses import dataclass
+
+import pytest
+from PIL import Image
+
+from corpus import Case, write_corpus
+from live_server import LEAKS
+
+REQUEST_S = 30  # per request: the slowest case takes well under a second
+NOT_UPLOADS = {"unreadable", "fifo", "dangling_link", "symlink_loop"}  # file-system cases
+WEB_DIFFERS = {  # read by the CLI, refused by the web app on purpose
+    "gif": 415,
+    "gif_animated": 415,
+    "bmp": 415,
+    "tiff": 415,
+    "webp": 415,
+    "huge_valid_7000": 422,  # 49 megapixels, over --max-megapixels 40
+}
+NOT_AN_UPLOAD_FORMAT = {  # refused by both; for the web app not JPEG, PNG or DICOM: 415
+    "text_as_jpeg", "html_as_jpeg", "pdf_as_jpeg", "eps_as_jpeg", "svg_as_png", "zip_as_png",
+    "ico_as_png", "tiff_float_nan",
+}  # fmt: skip
+GRADCAM_SAMPLE = [
+    "jpeg_gray", "jpeg_exif_rotated", "png_16bit", "png_alpha", "dicom_multiframe", "dicom_rgb",
+    "dicom_monochrome1", "jpeg_named_dcm", "zero_byte", "text_as_jpeg", "bomb_png",
+    "dicom_no_pixels", "gif", "huge_valid_7000",
+]  # fmt: skip
+PATIENT_TAGS = ("Corpus^Case", "CORPUS01", "Test^Child", "TEST001")
+FIELDS = {"label", "p_pneumonia", "threshold", "model", "gradcam_png", "image_png"}
+
+
+@dataclass
+class Answer:
+    case: Case
+    status: int
+    text: str
+    body: dict
+
+
+def expected_status(case: Case) -> int:
+    if case.name in WEB_DIFFERS:
+        return WEB_DIFFERS[case.name]
+    if case.expect == "ok":
+        return 200
+    return 415 if case.name in NOT_AN_UPLOAD_FORMAT else 422
+
+
+def browser_form(name: bytes, data: bytes) -> tuple[bytes, str]:
+    """multipart/form-data as browsers write it: the file's name as its bytes (UTF-8 or not),
+    with only `"`, CR and LF percent-encoded (the HTML standard's rule)."""
+    for raw, escaped in ((b'"', b"%22"), (b"\r", b"%0D"), (b"\n", b"%0A")):
+        name = name.replace(raw, escaped)
+    boundary = "----pneumocxr" + os.urandom(8).hex()
+    body = (
+        f"--{boundary}\r\n".encode()
+        + b'Content-Disposition: form-data; name="file"; filename="' + name + b'"\r\n'
+        + b"Content-Type: application/octet-stream\r\n\r\n"
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )  # fmt: skip
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def send(client, case: Case, gradcam: bool = False) -> Answer:
+    body, kind = browser_form(os.fsencode(case.path.name), case.path.read_bytes())
+    response = client.post(
+        "/api/predict", params={"gradcam": "true"} if gradcam else {}, content=body,
+        headers={"content-type": kind}, timeout=REQUEST_S,
+    )  # fmt: skip
+    return Answer(case, response.status_code, response.text, response.json())
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[list[Case], list[Case]]:
+    """(every file case, the ones posted)."""
+    cases = [c for c in write_corpus(tmp_path_factory.mktemp("corpus")) if c.kind == "image"]
+    return cases, [c for c in cases if c.name not in NOT_UPLOADS]
+
+
+@pytest.fixture(scope="module")
+def answers(client, server, corpus):
+    """{case name: (plain answer, Grad-CAM answer or None)}, and what the server logged."""
+    logged = len(server.log.read_bytes())
+    found = {}
+    for case in corpus[1]:
+        gradcam = send(client, case, gradcam=True) if case.name in GRADCAM_SAMPLE else None
+        found[case.name] = (send(client, case), gradcam)
+    return found, server.log.read_bytes()[logged:].decode(errors="replace")
+
+
+def test_every_file_of_the_corpus_is_posted(corpus, answers):
+    cases, posted = corpus
+    assert {c.name for c in cases} >= NOT_UPLOADS  # renamed cases would slip through
+    named = set(WEB_DIFFERS) | NOT_AN_UPLOAD_FORMAT | set(GRADCAM_SAMPLE)
+    assert {c.name for c in posted} >= named
+    assert sorted(answers[0]) == sorted(c.name for c in posted) and len(posted) >= 50
+    assert {plain.status for plain, _ in answers[0].values()} == {200, 415, 422}
+
+
+def test_each_case_gets_the_status_the_cli_outcome_implies(answers):
+    wrong = [
+        (name, plain.status, expected_status(plain.case), plain.text[:120])
+        for name, (plain, _) in answers[0].items()
+        if plain.status != expected_status(plain.case)
+    ]
+    assert wrong == []
+
+
+def test_no_answer_is_a_5xx_or_leaks_anything(answers, server, corpus):
+    leaks = [*LEAKS, *PATIENT_TAGS, server.base, str(corpus[0][0].path.parent.parent)]
+    leaks += ["pneumocxr-serve-", *(p.name for p in server.tmp.iterdir())]  # the private folder
+    for plain, gradcam in answers[0].values():
+        for answer in filter(None, (plain, gradcam)):
+            assert answer.status < 500, (answer.case.name, answer.text)
+            text = json.dumps({k: v for k, v in answer.body.items() if not k.endswith("_png")})
+            found = [x for x in [*leaks, answer.case.path.name] if x in text]
+            assert found == [], (answer.case.name, text)
+            if answer.status != 200:
+                assert list(answer.body) == ["detail"], answer.text
+                detail = answer.body["detail"]
+                assert isinstance(detail, str) and detail and detail.isprintable(), detail
+                assert len(detail) <= 300, detail
+
+
+def test_refusals_are_one_line_that_says_why(answers):
+    for plain, _ in answers[0].values():
+        detail = plain.body.get("detail", "")
+        if plain.status == 415:
+            assert detail == "not a readable image (not JPEG, PNG or DICOM)", plain.case.name
+        elif plain.status == 422:
+            assert "JPEG, PNG or DICOM" not in detail, (plain.case.name, detail)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # jpeg_bad_exif, read here as well
+def test_answers_are_what_the_cli_gives(answers):
+    from pneumocxr.evaluation.inference import label_for, predict_paths, resolve_model
+
+    answered = {n: plain for n, (plain, _) in answers[0].items() if plain.status == 200}
+    loaded = resolve_model(None)
+    table, failures = predict_paths(loaded, [a.case.path for a in answered.values()])
+    assert failures == []
+    for answer, p in zip(answered.values(), table["p_pneumonia"]):
+        body = answer.body
+        assert set(body) == FIELDS and body["gradcam_png"] is None and body["image_png"] is None
+        assert body["p_pneumonia"] == pytest.approx(p, abs=1e-5), answer.case.name
+        assert body["threshold"] == pytest.approx(loaded.threshold)
+        assert body["label"] == label_for(body["p_pneumonia"], loaded.threshold)
+        assert body["model"] == "default (efficientnet-lite0)"
+
+
+def test_gradcam_answers_agree_with_the_plain_ones(answers):
+    for name in GRADCAM_SAMPLE:
+        plain, explained = answers[0][name]
+        assert explained.status == plain.status, name
+        if plain.status != 200:
+            assert explained.body == plain.body, name
+            continue
+        assert explained.body["p_pneumonia"] == pytest.approx(plain.body["p_pneumonia"], abs=1e-5)
+        heat, gray = (_png(explained.body[key]) for key in ("gradcam_png", "image_png"))
+        assert heat.size == gray.size and max(heat.size) <= 384 and min(heat.size) >= 32, name
+
+
+def test_the_server_logged_no_traceback_and_no_patient_tag(answers):
+    log = answers[1]
+    posts = sum(1 + (explained is not None) for _, explained in answers[0].values())
+    assert log.count("POST /api/predict") == posts
+    for text in ("Traceback", "Error:", *PATIENT_TAGS):
+        assert text not in log
+
+
+def _png(encoded: str) -> Image.Image:
+    image = Image.open(io.BytesIO(base64.b64decode(encoded)))
+    assert image.format == "PNG"
+    return image
