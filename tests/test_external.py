@@ -226,3 +226,25 @@ def test_compare_shows_internal_external_and_the_gap(external_run, external_smal
     record = json.loads((tmp_path / "comparison.json").read_text())[0]
     assert record["gap"]["auc"] == pytest.approx(record["external"]["auc"] - record["auc"])
     assert record["external"]["n"] == 60
+
+
+def test_every_command_defaults_to_the_models_threshold(external_run, external_small, tmp_path):
+    def predictions(model):
+        result = cli("predict", "--model", model, "--json", external_small)
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    probs = sorted(r["p_pneumonia"] for r in predictions(external_run))
+    cut = round(probs[len(probs) // 3], 6)  # far enough from 0.5 to change some labels
+    assume = [p for p in probs if min(cut, 0.5) <= p < max(cut, 0.5)]
+    assert assume, "the model's outputs give no image between the two thresholds"
+    out = tmp_path / "exported"
+    cli("export", external_run, "--out", out, "--threshold", str(cut))
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["threshold"] == pytest.approx(cut) and meta["threshold_method"] == "set by hand"
+    cli("evaluate", out, "--data", external_small, "--out", tmp_path / "e")
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["threshold"] == pytest.approx(cut)
+    rows = predictions(out)
+    assert all((r["p_pneumonia"] >= cut) == (r["label"] == "PNEUMONIA") for r in rows)
+    trained = json.loads((external_run / "model.json").read_text())
+    assert trained["threshold"] == 0.5 and 0 < trained["youden_threshold_val"] < 1
