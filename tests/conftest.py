@@ -30,6 +30,21 @@ def data_root() -> Path:
     return DATA
 
 
+# Debian's chromium as root in a container: no sandbox, and nothing that phones home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+
+
 def shared_images(label: str, count: int, start: int = 0) -> list[Path]:
     return sorted((TRAIN / label).glob("*.jpeg"))[start : start + count]
 

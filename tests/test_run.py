@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import cli, shared_images
+from conftest import cli, launch_chromium, shared_images
 
 MODEL_FILES = [
     "config.json",
@@ -90,17 +90,7 @@ def test_report_opens_in_chromium_with_every_image(quick_run, tmp_path):
     html = (quick_run / "report.html").read_text()
     assert 'src="data:image/png;base64,' in html and 'src="http' not in html
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto((quick_run / "report.html").resolve().as_uri())
         page.wait_for_load_state("load")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, cli, shared_images
+from conftest import ROOT, cli, launch_chromium, shared_images
 from dicom_factory import jpeg_pixels, make_dicom, twelve_bit
 from live_server import assert_clean_problem, post
 
@@ -278,22 +278,12 @@ def test_loadtest_measures_a_running_server(server, xray):
 
 
 # -- the page in a real browser ----------------------------------------------------------------
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 def test_page_in_chromium(server, client, xray, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     expected = post(client, xray.read_bytes()).json()
     batch = shared_images("NORMAL", 1, 100) + shared_images("PNEUMONIA", 1, 100)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             requested = []
