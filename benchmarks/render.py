@@ -97,6 +97,7 @@ def render(results: Path) -> str:
                 "",
                 f"- `{r['command']}`: {r['wall_s'] / 60:.1f} min ({_machine(r)})",
                 *_test_lines(r.get("test", {})),
+                *_test_lines(r.get("external", {}), "external set"),
                 "",
             ]
     if r := _load(results, "recipes"):
@@ -270,10 +271,11 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def _test_lines(models: dict) -> list[str]:
-    """One line per model: its metrics on the run's own test split (threshold 0.5)."""
+def _test_lines(models: dict, where: str = "internal test split") -> list[str]:
+    """One line per model: its metrics on the run's own test split or the external set, at
+    the model's threshold."""
     return [
-        f"- {name}, test split ({m['n']} images): AUC {m['auc']:.4f} "
+        f"- {name}, {where} ({m['n']} images): AUC {m['auc']:.4f} "
         f"({m['auc_ci'][0]:.4f}-{m['auc_ci'][1]:.4f}), accuracy {m['accuracy']:.4f}, "
         f"sensitivity {m['sensitivity']:.4f}, specificity {m['specificity']:.4f}"
         for name, m in models.items()
@@ -444,7 +446,8 @@ def default_model_section(r: dict) -> list[str]:
     return [
         "## Shipped default model",
         "",
-        f"- Training: `{r['command']}`: {r['wall_s'] / 60:.1f} min ({_machine(r)}), "
+        f"- Training: `{r['command']}`: {r['wall_s'] / 60:.1f} min, "
+        f"{r.get('wall_source', 'timed by this job')} ({_machine(r)}), "
         f"{r['epochs_run']} epochs (5 head-only, then every layer), the last one kept",
         f"- Export: `{r['export_command']}`",
         f"- Operating threshold {r['threshold']:.3f}: {r['threshold_method']}",
