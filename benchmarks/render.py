@@ -102,8 +102,6 @@ def render(results: Path) -> str:
             ]
     if r := _load(results, "recipes"):
         out += recipes_section(r)
-    if r := _load(results, "recipes_cpu"):
-        out += cpu_recipes_section(r)
     out += _speed(results)
     if r := _load(results, "inference"):
         out += [
@@ -328,7 +326,7 @@ def _options(text: str) -> str:
     return " ".join(kept)
 
 
-def _recipe_rows(recipes: dict, minutes: bool = False):
+def _recipe_rows(recipes: dict):
     """Table rows, and external AUC, internal AUC and internal mCA per recipe."""
     rows, external_auc, internal_auc, stress_auc = [], [], [], []
     for name, x in recipes.items():
@@ -338,12 +336,10 @@ def _recipe_rows(recipes: dict, minutes: bool = False):
         external_auc.append(auc_ext)
         internal_auc.append(auc_in)
         stress_auc.append(x["stress_val"]["mean_corruption_auc"])
-        spent = f" | {x['train_s'] / 60:.0f}" if minutes else ""
         rows.append(
             f"| {name} | `{_options(x['options'])}` | {auc_in:.4f} | **{auc_ext:.4f}** | "
             f"{acc:.3f} / {sens:.3f} / {spec:.3f} | {stress_auc[-1]:.4f} | "
-            f"{x['stress_ext']['mean_corruption_auc']:.4f} | {len(x['history']['epoch'])}"
-            f"{spent} |"
+            f"{x['stress_ext']['mean_corruption_auc']:.4f} | {len(x['history']['epoch'])} |"
         )
     return rows, external_auc, internal_auc, stress_auc
 
@@ -353,25 +349,6 @@ HEADER = [
     "internal mCA | external mCA | epochs |",
     "|---|---|---|---|---|---|---|---|",
 ]
-
-
-def cpu_recipes_section(r: dict) -> list[str]:
-    """The candidates for shipping, trained on two CPU cores (columns as above)."""
-    m = r["machine"]
-    rows, *_ = _recipe_rows({k: v for k, v in r["recipes"].items() if "error" not in v}, True)
-    header = [HEADER[0].replace(" epochs |", " epochs | training minutes |"), HEADER[1] + "---|"]
-    return [
-        "### The same measurements for runs on two CPU cores",
-        "",
-        f"Trained with `pneumocxr train` on {m['device']} ({m['cores']} cores, torch "
-        f"{m['torch']}, {m.get('date', '')}) while other work shared the machine, then scored by "
-        "`python benchmarks/recipes.py --add NAME RUN`; training minutes are the sum of the "
-        "epochs' times in history.csv (decoding and feature caching come on top).",
-        "",
-        *header,
-        *rows,
-        "",
-    ]
 
 
 def recipes_section(r: dict) -> list[str]:
