@@ -124,8 +124,8 @@ class EfficientNetLite(PneumoNet):
     # TF's Lite preprocessing: (pixel - 127) / 128, i.e. about (x - 0.5) / 0.5 on [0,1] input.
     normalisation = ((127 / 255,) * 3, (128 / 255,) * 3)
     packaged_weights = True
-    # Fine-tune the last four MBConv blocks and the 1x1 head conv (the shipped model's recipe);
-    # their input is a small feature map, so the feature cache stays small.
+    # Fine-tune the last four MBConv blocks and the 1x1 head conv by default (what fits in
+    # `pneumocxr run`'s time): their input is a small feature map, so the feature cache stays small.
     default_unfreeze = "5"
 
     def __init__(self, image_size: int | None = None):
