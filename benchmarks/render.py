@@ -102,6 +102,8 @@ def render(results: Path) -> str:
             ]
     if r := _load(results, "recipes"):
         out += recipes_section(r)
+    if r := _load(results, "probes"):
+        out += probes_section(r)
     out += _speed(results)
     if r := _load(results, "inference"):
         out += [
@@ -409,6 +411,26 @@ def recipes_section(r: dict) -> list[str]:
         "",
     ]
     return out
+
+
+def probes_section(r: dict) -> list[str]:
+    """Frozen backbones (Lite0/1/2) with a linear head on one or several stages' features."""
+    out = [
+        "### Frozen backbones and multi-layer features",
+        "",
+        f"`{r['command']}` ({_machine(r)}): each backbone frozen at its own input size, every "
+        "stage's output average-pooled for the 5,216 training X-rays and the 312 external "
+        "ones, a logistic regression (balanced classes) fitted on the training images, scored "
+        "on the external set.",
+        "",
+        "| backbone | input | features | external AUC |",
+        "|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        out.append(
+            f"| {run['model']} | {run['size']} px | {run['features']} | {run['external_auc']:.4f} |"
+        )
+    return [*out, ""]
 
 
 def _metric_line(label: str, e: dict) -> str:
