@@ -132,3 +132,6 @@ def test_model_card_reads_model_json_defensively(tiny_model):
     meta["validation"] = "damaged"
     assert model_card(tiny_model, "x", 0.4)["validation"]["external"] is None
     assert "secret" not in str(card)
+    meta["threshold_method"] = "chosen on /secret/data/external (312 images) and runs/a/b"
+    method = model_card(tiny_model, "x", 0.4)["threshold_method"]
+    assert method == "chosen on external (312 images) and b"

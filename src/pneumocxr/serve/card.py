@@ -7,6 +7,7 @@ were on the training machine, which is nobody's business.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import PurePath
 
 from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
@@ -29,7 +30,7 @@ def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
         "run": training.get("run"),
         "default": loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve(),
         "threshold": threshold,
-        "threshold_method": meta.get("threshold_method"),
+        "threshold_method": _without_paths(meta.get("threshold_method")),
         "image_size": loaded.preprocessing.image_size,
         "created": meta.get("created"),
         "pneumocxr_version": meta.get("pneumocxr_version"),
@@ -63,8 +64,15 @@ def _data_name(value) -> str | None:
     """A data set's name; of a path, only its last part (where it lived is not shown)."""
     if isinstance(value, dict):
         value = value.get("name") or value.get("path")
-    if not isinstance(value, str) or not value.strip():
+    return _without_paths(value)
+
+
+# A word (between spaces, brackets, commas) with a slash in it: a path, POSIX or Windows.
+PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
+
+
+def _without_paths(text) -> str | None:
+    """The text with every path cut to its last part, at most 200 characters."""
+    if not isinstance(text, str) or not text.strip():
         return None
-    if "/" in value or "\\" in value:
-        value = PurePath(value.replace("\\", "/")).name or value
-    return value[:200]
+    return PATH_WORD.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]
