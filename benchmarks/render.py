@@ -185,6 +185,7 @@ def _speed(results: Path) -> list[str]:
         out += [
             "## The shipped model in PyTorch, ONNX Runtime fp32 and int8 (tried, not shipped)",
             "",
+            f"Model: {q.get('model', 'the shipped model')}.",
             f"Command: `{q['command']}` ({_machine(q)}). int8: static, per-channel, calibrated",
             f"on {q['calibration_images']} training-split images. Accuracy at 0.5. Speed: see",
             "docs/PERFORMANCE.md (measured with idle threads sleeping in both runtimes).",

@@ -3,11 +3,11 @@ would have been?
 
     .venv/bin/python benchmarks/train_kill_trials.py --trials 10
 
-A small real run (SmallNet, 120 + 120 shared X-rays at 48 px, 4 epochs, strong augmentation,
+A small real run (SmallNet, 120 + 120 shared X-rays at 48 px, 6 epochs, strong augmentation,
 stress-test corruptions and mixup, so that every random-number stream matters) is trained once
 without interruption. Each trial starts the same run, kills it with SIGKILL at a uniformly
-random moment of the uninterrupted run's duration (or of its last epochs, for half the trials,
-where checkpoints are being written), resumes it with `pneumocxr train --resume RUN` (killing
+random moment of the uninterrupted run's time after its run folder appeared (of its second half
+for half the trials, where checkpoints are being written), resumes it with `pneumocxr train --resume RUN` (killing
 the resumed run again at random in a third of the trials, then resuming once more), and
 compares: exported weights byte for byte, the validation loss of every epoch, and whether any
 temporary file was left behind. Writes benchmarks/results/train_kill.json.
@@ -31,22 +31,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_subset  # noqa: E402
 
-OPTIONS = ["--model", "smallnet", "--image-size", "48", "--batch-size", "16", "--epochs", "4",
+OPTIONS = ["--model", "smallnet", "--image-size", "48", "--batch-size", "16", "--epochs", "6",
            "--augment", "strong", "--corruption-p", "0.5", "--mixup", "0.2",
            "--seed", "7"]  # fmt: skip
 
 
-def cli(args, kill_after: float | None = None) -> float:
-    """Run the CLI (SIGKILL after `kill_after` seconds if given); return its wall time."""
+def cli(args, kill_after: float | None = None, folder_in: Path | None = None) -> tuple:
+    """Run the CLI, SIGKILL it `kill_after` seconds after its start or, with `folder_in`, after
+    its run folder appeared there (so that kills land in training, not in start-up).
+    Returns (seconds from the start, seconds from the folder's appearance or None)."""
     start = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "pneumocxr.cli", *map(str, args)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    appeared = None
+    if folder_in is not None:
+        while process.poll() is None and not list(folder_in.glob("*/config.json")):
+            time.sleep(0.02)
+        appeared = time.monotonic()
     try:
         process.wait(timeout=kill_after if kill_after is not None else 900)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
-    return time.monotonic() - start
+    end = time.monotonic()
+    return end - start, None if appeared is None else end - appeared
 
 
 def outcome(run: Path, reference: Path) -> dict:
@@ -69,14 +77,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = make_subset(tmp / "data", 120, 120)
-        full = cli(["train", "--data", data, "--out", tmp / "reference", *OPTIONS])
+        full, training = cli(["train", "--data", data, "--out", tmp / "reference", *OPTIONS],
+                             folder_in=tmp / "reference")  # fmt: skip
         (reference,) = (tmp / "reference").iterdir()
         rows = []
         for trial in range(args.trials):
             out = tmp / f"trial{trial}"
             late = trial % 2 == 1  # half the kills in the last half, where checkpoints are
-            moment = rng.uniform(full / 2 if late else 0.0, full)
-            cli(["train", "--data", data, "--out", out, *OPTIONS], kill_after=moment)
+            moment = rng.uniform(training / 2 if late else 0.0, training)
+            cli(["train", "--data", data, "--out", out, *OPTIONS], moment, folder_in=out)
             runs = list(out.glob("*/config.json"))
             if not runs:  # killed before the run folder existed: nothing to resume
                 rows.append({"trial": trial, "killed_at_s": moment, "run_folder": False})
@@ -85,8 +94,8 @@ def main() -> None:
             second = None
             if trial % 3 == 2:  # kill the resumed run too
                 second = rng.uniform(0, full)
-                cli(["train", "--resume", run, "--epochs", 4], kill_after=second)
-            cli(["train", "--resume", run, "--epochs", 4])
+                cli(["train", "--resume", run, "--epochs", 6], kill_after=second)
+            cli(["train", "--resume", run, "--epochs", 6])
             rows.append({"trial": trial, "killed_at_s": round(moment, 2), "run_folder": True,
                          "resume_killed_at_s": second and round(second, 2),
                          **outcome(run, reference)})  # fmt: skip
@@ -97,6 +106,7 @@ def main() -> None:
     save("train_kill", {
         "command": f"python benchmarks/train_kill_trials.py --trials {args.trials}",
         "uninterrupted_s": full,
+        "training_s": training,
         "trials": rows,
         "identical": sum(r["same_weights"] and r["same_history"] for r in resumed),
         "resumed": len(resumed),
