@@ -7,8 +7,9 @@ A small real run (SmallNet, 120 + 120 shared X-rays at 48 px, 6 epochs, strong a
 stress-test corruptions and mixup, so that every random-number stream matters) is trained once
 without interruption. Each trial starts the same run, kills it with SIGKILL at a uniformly
 random moment of the uninterrupted run's time after its run folder appeared (of its second half
-for half the trials, where checkpoints are being written), resumes it with `pneumocxr train --resume RUN` (killing
-the resumed run again at random in a third of the trials, then resuming once more), and
+for half the trials, where checkpoints are being written), resumes it with `pneumocxr train
+--resume RUN` (killing the resumed run again at random in a third of the trials, then resuming
+once more), records whether each kill landed before the run ended, and
 compares: exported weights byte for byte, the validation loss of every epoch, and whether any
 temporary file was left behind. Writes benchmarks/results/train_kill.json.
 """
@@ -39,7 +40,7 @@ OPTIONS = ["--model", "smallnet", "--image-size", "48", "--batch-size", "16", "-
 def cli(args, kill_after: float | None = None, folder_in: Path | None = None) -> tuple:
     """Run the CLI, SIGKILL it `kill_after` seconds after its start or, with `folder_in`, after
     its run folder appeared there (so that kills land in training, not in start-up).
-    Returns (seconds from the start, seconds from the folder's appearance or None)."""
+    Returns (seconds from the start, seconds from the folder's appearance or None, killed)."""
     start = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "pneumocxr.cli", *map(str, args)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -48,13 +49,15 @@ def cli(args, kill_after: float | None = None, folder_in: Path | None = None) ->
         while process.poll() is None and not list(folder_in.glob("*/config.json")):
             time.sleep(0.02)
         appeared = time.monotonic()
+    killed = False
     try:
         process.wait(timeout=kill_after if kill_after is not None else 900)
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGKILL)
         process.wait(30)
+        killed = True
     end = time.monotonic()
-    return end - start, None if appeared is None else end - appeared
+    return end - start, None if appeared is None else end - appeared, killed
 
 
 def outcome(run: Path, reference: Path) -> dict:
@@ -77,27 +80,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = make_subset(tmp / "data", 120, 120)
-        full, training = cli(["train", "--data", data, "--out", tmp / "reference", *OPTIONS],
-                             folder_in=tmp / "reference")  # fmt: skip
+        full, training, _ = cli(["train", "--data", data, "--out", tmp / "reference", *OPTIONS],
+                                folder_in=tmp / "reference")  # fmt: skip
         (reference,) = (tmp / "reference").iterdir()
         rows = []
         for trial in range(args.trials):
             out = tmp / f"trial{trial}"
             late = trial % 2 == 1  # half the kills in the last half, where checkpoints are
             moment = rng.uniform(training / 2 if late else 0.0, training)
-            cli(["train", "--data", data, "--out", out, *OPTIONS], moment, folder_in=out)
+            *_, killed = cli(["train", "--data", data, "--out", out, *OPTIONS], moment, out)
             runs = list(out.glob("*/config.json"))
             if not runs:  # killed before the run folder existed: nothing to resume
                 rows.append({"trial": trial, "killed_at_s": moment, "run_folder": False})
                 continue
             run = runs[0].parent
-            second = None
+            second, killed_again = None, False
             if trial % 3 == 2:  # kill the resumed run too
                 second = rng.uniform(0, full)
-                cli(["train", "--resume", run, "--epochs", 6], kill_after=second)
+                *_, killed_again = cli(["train", "--resume", run, "--epochs", 6], second)
             cli(["train", "--resume", run, "--epochs", 6])
             rows.append({"trial": trial, "killed_at_s": round(moment, 2), "run_folder": True,
-                         "resume_killed_at_s": second and round(second, 2),
+                         "killed": killed, "resume_killed_at_s": second and round(second, 2),
+                         "resume_killed": killed_again,
                          **outcome(run, reference)})  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     from run import save  # benchmarks/run.py: adds the machine and date
@@ -108,6 +112,8 @@ def main() -> None:
         "uninterrupted_s": full,
         "training_s": training,
         "trials": rows,
+        "killed": sum(r["killed"] for r in resumed),
+        "resumes_killed": sum(r["resume_killed"] for r in resumed),
         "identical": sum(r["same_weights"] and r["same_history"] for r in resumed),
         "resumed": len(resumed),
         "leftovers": sum(bool(r["leftover_temporaries"]) for r in resumed),
