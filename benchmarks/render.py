@@ -51,7 +51,7 @@ def render(results: Path) -> str:
     if r := _load(results, "default_model"):
         out += default_model_section(r)
     if r := _load(results, "smallnet_full"):
-        v = r["best_epoch_val"]
+        v, last = r["best_epoch_val"], r["final_epoch_val"]
         out += [
             "## SmallNet, full training",
             "",
@@ -64,11 +64,11 @@ def render(results: Path) -> str:
                 else f"{r['s_per_epoch']:.0f} s per epoch (wall time / epochs, so including "
                 "decoding the images and exporting the model)"
             ),
-            f"- Best epoch {r['best_epoch']} (lowest validation loss, the weights exported): "
-            f"val loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, AUC {v['auc']:.4f}, "
-            f"recall {v['recall']:.4f}, precision {v['precision']:.4f}",
-            f"- Last epoch: val loss {r['final_epoch_val']['loss']:.4f}, accuracy "
-            f"{r['final_epoch_val']['accuracy']:.4f}, AUC {r['final_epoch_val']['auc']:.4f}",
+            f"- Best epoch {r['best_epoch']} (lowest validation loss, the weights exported), "
+            f"internal validation split: loss {v['loss']:.4f}, accuracy {v['accuracy']:.4f}, "
+            f"AUC {v['auc']:.4f}, recall {v['recall']:.4f}, precision {v['precision']:.4f}",
+            f"- Last epoch, internal validation split: loss {last['loss']:.4f}, "
+            f"accuracy {last['accuracy']:.4f}, AUC {last['auc']:.4f}",
             "",
         ]
     if r := _load(results, "smallnet_lr"):
@@ -76,8 +76,9 @@ def render(results: Path) -> str:
             "## SmallNet learning rate: the tutorial's 1e-2, 1e-3 and 1e-4",
             "",
             f"Full data, 224 px, 4 epochs: `{r['command']}` ({_machine(r)}).",
-            f"A run *learned* when its validation AUC is at least {LEARNED_AUC}; below that",
-            "the model ranks images little better than chance (1e-2 gives every image the",
+            "A run *learned* when its AUC on the internal validation split is at least "
+            f"{LEARNED_AUC}; below that the model ranks images little better than chance (1e-2 "
+            "gives every image the",
             "same output, AUC 0.5). Accuracy is at threshold 0.5.",
             "",
             *_lr_table(r["runs"]),
