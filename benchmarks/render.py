@@ -26,7 +26,8 @@ LEARNED_AUC = 0.75
 
 def _lr_table(runs: list[dict]) -> list[str]:
     lines = [
-        "| lr | epochs | seed | val AUC | val accuracy | predicted PNEUMONIA | learned |",
+        "| lr | epochs | seed | internal val AUC | internal val accuracy | predicted PNEUMONIA "
+        "| learned |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in runs:
@@ -191,7 +192,8 @@ def _speed(results: Path) -> list[str]:
             f"on {q['calibration_images']} training-split images. Accuracy at 0.5. Speed: see",
             "docs/PERFORMANCE.md (measured with idle threads sleeping in both runtimes).",
             "",
-            "| engine | val AUC | val accuracy | external AUC | external accuracy |",
+            "| engine | internal val AUC | internal val accuracy | external AUC "
+            "| external accuracy |",
             "|---|---|---|---|---|",
         ]
         for name, m in q["metrics"].items():
