@@ -147,8 +147,10 @@ def preview(
 ):
     """Write a 4x4 grid of augmented training images."""
     from pneumocxr.data.download import resolve_data
+    from pneumocxr.fileio import check_output_file, made_by_pneumocxr_png
     from pneumocxr.pipeline import write_preview
 
+    check_output_file(out, "--out", made_here=made_by_pneumocxr_png)
     write_preview(resolve_data(data), out, image_size, seed)
     typer.echo(f"wrote {out}")
 
@@ -385,8 +387,10 @@ def predict(
     from pneumocxr.display import display_path
     from pneumocxr.pipeline import predict_rows
 
-    if csv is not None and csv.is_dir():
-        raise PneumoError(f"--csv {csv} is a folder; give a file name")
+    if csv is not None:  # before any work, and never over an input or a stranger's file
+        from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
+
+        check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
     rows, failures = predict_rows(paths, model, threshold, batch_size)
     for _, reason in failures:
         log.warning("skipped %s", reason)
