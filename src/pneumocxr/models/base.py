@@ -17,7 +17,9 @@ from pneumocxr.data.preprocessing import (  # noqa: F401 (re-exported for models
     NO_NORMALISATION,
     Preprocessing,
 )
+from pneumocxr.data.transforms import normalise
 from pneumocxr.errors import PneumoError
+from pneumocxr.models.scope import OWN, ScopeCheck, forward_pooled, reference_features
 
 
 class PneumoNet(nn.Module):
@@ -40,6 +42,7 @@ class PneumoNet(nn.Module):
             )
         self.image_size = image_size
         self.weights_source = "random initialisation"
+        self.scope: ScopeCheck | None = None  # fitted after training (models/scope.py)
 
     # -- to be provided by each architecture -------------------------------------------
     def stages(self) -> list[nn.Module]:
@@ -47,6 +50,10 @@ class PneumoNet(nn.Module):
 
     def gradcam_layer(self) -> nn.Module:
         raise NotImplementedError
+
+    def scope_stages(self) -> list[int]:
+        """Stages whose pooled outputs the scope check reads: all but the head."""
+        return list(range(len(self.stages()) - 1))
 
     def conv_bn_pairs(self) -> list[tuple[str, str]]:
         """(convolution, the BatchNorm right after it) submodule names, for folding."""
@@ -64,6 +71,29 @@ class PneumoNet(nn.Module):
         for stage in self.stages()[start:stop]:
             x = stage(x)
         return x
+
+    def model_input(self, unit: torch.Tensor) -> torch.Tensor:
+        """[0, 1] gray images at the model's size -> its channels and normalisation."""
+        prep = self.preprocessing()
+        x = normalise(unit, prep.mean, prep.std, prep.channels)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def logits_and_scope(self, unit: torch.Tensor):
+        """(logits, scope scores or None without a scope check) for [0, 1] gray images; one
+        forward pass gives both when the check reads the model's own stages."""
+        if self.scope is None:
+            return self(self.model_input(unit)), None
+        if self.scope.source == OWN:
+            logits, features = forward_pooled(self, self.model_input(unit))
+        else:
+            logits, features = self(self.model_input(unit)), reference_features(self.scope, unit)
+        return logits, self.scope(features)
+
+    def scope_features(self, unit: torch.Tensor, check: ScopeCheck) -> list[torch.Tensor]:
+        """The pooled features `check` reads (for fitting it)."""
+        if check.source == OWN:
+            return forward_pooled(self, self.model_input(unit))[1]
+        return reference_features(check, unit)
 
     @property
     def backbone_stages(self) -> int:

@@ -156,6 +156,12 @@ class EfficientNetLite(PneumoNet):
         top = nn.Sequential(self._conv_head, self._bn1, self.head_activation, self.pool)
         return [stem, *self._blocks, top, self.head]
 
+    def scope_stages(self) -> list[int]:
+        # The stem and every block; not the pooled 1280-wide top, whose precision matrix
+        # alone would be 1.6 million numbers and which added nothing measurable
+        # (docs/VALIDATION.md, "Out of scope").
+        return list(range(len(self._blocks) + 1))
+
     def gradcam_layer(self):
         return self.head_activation
 

@@ -19,7 +19,6 @@ from torch import nn
 
 from pneumocxr import CLASS_NAMES, __version__
 from pneumocxr.data.preprocessing import Preprocessing
-from pneumocxr.data.transforms import normalise
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.base import PneumoNet
 
@@ -45,14 +44,16 @@ class Ensemble(PneumoNet):
             resize="squash, bilinear; each member resizes to its own input size",
         )
 
-    def member_input(self, member: PneumoNet, x: torch.Tensor) -> torch.Tensor:
-        """The ensemble's [0, 1] gray input as `member` expects it."""
+    def member_unit(self, member: PneumoNet, x: torch.Tensor) -> torch.Tensor:
+        """The ensemble's [0, 1] gray input at `member`'s size."""
         size = member.image_size
         if x.shape[-1] != size or x.shape[-2] != size:
             x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
-        prep = member.preprocessing()
-        x = normalise(x, prep.mean, prep.std, prep.channels)
-        return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def member_input(self, member: PneumoNet, x: torch.Tensor) -> torch.Tensor:
+        """The ensemble's [0, 1] gray input as `member` expects it."""
+        return member.model_input(self.member_unit(member, x))
 
     def member_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Members x N x 1 logits."""
@@ -60,6 +61,15 @@ class Ensemble(PneumoNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.member_logits(x).mean(dim=0)
+
+    def logits_and_scope(self, unit: torch.Tensor):
+        """Mean logits; out of scope when any member says so (the largest member score)."""
+        outs = [m.logits_and_scope(self.member_unit(m, unit)) for m in self.members]
+        logits = torch.stack([logit for logit, _ in outs]).mean(dim=0)
+        scopes = [scope for _, scope in outs]
+        if any(scope is None for scope in scopes):
+            return logits, None
+        return logits, torch.stack(scopes).amax(dim=0)
 
     def stages(self) -> list[nn.Module]:
         return [self]  # trained member by member, never as a whole

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from pneumocxr.data.transforms import prepare_batch
+from pneumocxr.data.transforms import prepare_batch, to_unit
 from pneumocxr.models.base import PneumoNet
 
 
@@ -53,6 +53,38 @@ def folded(model: PneumoNet) -> PneumoNet:
     copy.requires_grad_(False)
     _FOLDED[model] = (version, copy)
     return copy
+
+
+@torch.inference_mode()
+def batch_outputs(model: PneumoNet, batches: Iterable[torch.Tensor]):
+    """(logits, scope scores or None) for uint8 batches: one pass gives both (models/scope.py);
+    None when the model has no scope check."""
+    model.eval()
+    runner = folded(model)
+    device = next(model.parameters()).device
+    logits, scopes = [], []
+    for batch in batches:
+        out, scope = runner.logits_and_scope(to_unit(batch.to(device)))
+        logits.append(out.squeeze(1).float().cpu())
+        scopes.append(None if scope is None else scope.float().cpu())
+    if not logits:
+        return np.zeros(0), (np.zeros(0) if getattr(model, "scope", None) is not None else None)
+    scope = None if any(s is None for s in scopes) else torch.cat(scopes).numpy()
+    return torch.cat(logits).numpy().astype(np.float64), scope
+
+
+@torch.inference_mode()
+def batch_features(model: PneumoNet, pixels: torch.Tensor, check, batch_size: int = 64):
+    """Pooled stage features (models/scope.py) of cached uint8 images, one tensor per stage,
+    from the network `check.source` names."""
+    model.eval()
+    runner = folded(model)
+    device = next(model.parameters()).device
+    parts = []
+    for start in range(0, len(pixels), batch_size):
+        unit = to_unit(pixels[start : start + batch_size].to(device))
+        parts.append([f.cpu() for f in runner.scope_features(unit, check)])
+    return [torch.cat(stage) for stage in zip(*parts)]
 
 
 def _replace(model: nn.Module, name: str, module: nn.Module) -> None:

@@ -49,7 +49,10 @@ class SmallNet(PneumoNet):
         init_like_keras(self)
 
     def stages(self):
-        return [self.features, self.head]
+        # Each convolution block, the dense layer, the output: the scope check reads the
+        # outputs of the first four (trained from scratch, there is no frozen prefix to cache).
+        f, h = self.features, self.head
+        return [f[0:3], f[3:6], f[6:8], h[0:3], h[3:4]]
 
     def gradcam_layer(self):
         return self.features[7]  # ReLU after the last convolution
