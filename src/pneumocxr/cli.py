@@ -89,6 +89,37 @@ TrustPickleOpt = Annotated[
 ]
 
 
+CalibrateOnOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A labelled folder (NORMAL/, PNEUMONIA/) to calibrate P(pneumonia) and fit the "
+        "UNCERTAIN band on. [the validation split]"
+    ),
+]
+ReferOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=0.5,
+        help="Most of the calibration set the UNCERTAIN band may refer (docs/VALIDATION.md); "
+        "0: no band. [0.08]",
+    ),
+]
+
+
+class CalibrationMethod(StrEnum):
+    platt = "platt"
+    temperature = "temperature"
+    isotonic = "isotonic"
+    none = "none"
+
+
+CalibrationOpt = Annotated[
+    CalibrationMethod | None,
+    typer.Option(help="How P(pneumonia) is calibrated. [platt]"),
+]
+
+
 # -- data -----------------------------------------------------------------------------------
 @app.command()
 def download(
@@ -248,6 +279,9 @@ def train(
     quick: Annotated[
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
+    calibrate_on: CalibrateOnOpt = None,
+    calibration: CalibrationOpt = None,
+    refer_at_most: ReferOpt = None,
     strict: StrictOpt = False,
     trust_pickle: TrustPickleOpt = False,
     accelerator: Annotated[
@@ -309,6 +343,9 @@ def train(
             limit=limit,
             strict=strict,
             quick=quick,
+            calibrate_on=str(calibrate_on) if calibrate_on else None,
+            calibration=(calibration or CalibrationMethod.platt).value,
+            refer_at_most=0.08 if refer_at_most is None else refer_at_most,
         )
     _allow_pickle(cfg.weights, trust_pickle)
     devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
@@ -367,6 +404,22 @@ def run(
 
 
 # -- using a model --------------------------------------------------------------------------
+class OnOff(StrEnum):
+    on = "on"
+    off = "off"
+
+
+ScopeOpt = Annotated[
+    OnOff,
+    typer.Option(
+        "--scope-check",
+        help="on: images unlike the model's training X-rays (other body parts or modalities, "
+        "photos, documents, turned or negative X-rays) get OUT_OF_SCOPE. off: label every "
+        "image (research).",
+    ),
+]
+
+
 @app.command()
 def predict(
     paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, DICOM) or folders.")],
@@ -375,38 +428,66 @@ def predict(
     ] = None,
     threshold: Annotated[
         str | None,
-        typer.Option(help="Decision threshold: a number or model (model.json's). [model]"),
+        typer.Option(
+            help="Decision threshold on the calibrated P: a number or model (model.json's). [model]"
+        ),
     ] = None,
     csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per batch (memory grows with it).")
     ] = 32,
+    scope_check: ScopeOpt = OnOff.on,
 ):
-    """Print the predicted label and P(pneumonia) for each image."""
+    """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
+    P(pneumonia) and, for the last two, why, for each image."""
+    from pneumocxr.api import load_model
     from pneumocxr.display import display_path
-    from pneumocxr.pipeline import predict_rows
 
     if csv is not None:  # before any work, and never over an input or a stranger's file
         from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
 
         check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
-    rows, failures = predict_rows(paths, model, threshold, batch_size)
+    loaded = load_model(model or "default")
+    settings = loaded.settings(threshold, scope_check == OnOff.on)
+    log.info("%s", _decision_rule(settings, loaded))
+    found, failures = loaded.predict_paths(paths, threshold=threshold, batch_size=batch_size,
+                                           scope_check=scope_check == OnOff.on)  # fmt: skip
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    for path, prob, label in rows:
+    for answer in found:
         if as_json:
-            typer.echo(json.dumps({"path": path, "label": label, "p_pneumonia": round(prob, 6)}))
+            typer.echo(json.dumps(_json_answer(answer)))
         else:
-            typer.echo(f"{display_path(path)}\t{label}\t{prob:.4f}")
-    if csv is not None and rows:
-        import pandas as pd  # only here: a cold `predict` does without it
-
+            extra = f"\t{answer.reason}" if answer.reason else ""
+            typer.echo(
+                f"{display_path(answer.path)}\t{answer.label}\t{answer.p_pneumonia:.4f}{extra}"
+            )
+    if csv is not None and found:
+        from pneumocxr.evaluation.inference import ANSWER_COLUMNS, answers_table
         from pneumocxr.fileio import write_csv
 
-        write_csv(csv, pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]))
-    if failures and not rows:
+        write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
+    if failures and not found:
         raise PneumoError("no image could be read")
+
+
+def _json_answer(answer) -> dict:
+    score = None if answer.scope_score is None else round(answer.scope_score, 4)
+    return {"path": answer.path, "label": answer.label, "p_pneumonia": round(answer.p_pneumonia, 6),
+            "in_scope": answer.in_scope, "scope_score": score, "reason": answer.reason}  # fmt: skip
+
+
+def _decision_rule(settings, model) -> str:
+    """One line: the threshold, the UNCERTAIN band and the scope check in use."""
+    text = f"threshold {settings.threshold:.4f} on the calibrated P(pneumonia)"
+    if settings.band is not None and settings.band.low < settings.band.high:
+        text += f"; UNCERTAIN for {settings.band.low:.4f} <= P < {settings.band.high:.4f}"
+    if not settings.scope_check:
+        return text + "; scope check off"
+    if not model.loaded.has_scope:
+        return text + "; this model has no scope check (re-export it with --scope-from)"
+    return text + "; scope check on"
 
 
 ModelArg = Annotated[
@@ -423,8 +504,9 @@ TTAOpt = Annotated[
 ThresholdOpt = Annotated[
     str | None,
     typer.Option(
-        help="Decision threshold: a number, or model: the model's operating threshold from "
-        "model.json (0.5 for models you train; the shipped model's is in its model card). [model]"
+        help="Decision threshold on the calibrated P: a number, or model: the model's operating "
+        "threshold from model.json (for models you train: where their own sigmoid is 0.5; the "
+        "shipped model's is in its model card). [model]"
     ),
 ]
 
@@ -443,11 +525,15 @@ def evaluate(
     threshold: ThresholdOpt = None,
     tta: TTAOpt = False,
     overwrite: OverwriteOpt = False,
+    scope_check: ScopeOpt = OnOff.on,
 ):
-    """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
+    """Metrics with 95% CIs over every image, the decisions (out of scope, referred, answered),
+    calibration (ECE, Brier), report, confusion matrix, ROC, reliability and risk-coverage."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite, tta)
+    metrics = evaluate_to_folder(
+        model, out, data, split, threshold, overwrite, tta, scope_check == OnOff.on
+    )
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -455,8 +541,14 @@ def evaluate(
         f"{metrics['sensitivity']:.4f}, specificity {metrics['specificity']:.4f}"
     )
     typer.echo(
+        f"out of scope {metrics['out_of_scope']:.1%}, referred (UNCERTAIN) "
+        f"{metrics['referred']:.1%}; answered: accuracy {metrics['answered_accuracy']:.4f}, "
+        f"sensitivity {metrics['answered_sensitivity']:.4f}; ECE {metrics['ece']:.4f}, Brier "
+        f"{metrics['brier']:.4f}"
+    )
+    typer.echo(
         f"wrote {out}/ (predictions.csv, metrics.json, report.txt, confusion_matrix.png, "
-        "roc.png, calibration.png)"
+        "roc.png, calibration.png, risk_coverage.png)"
     )
 
 
@@ -473,13 +565,16 @@ def compare(
     threshold: ThresholdOpt = None,
     external: ExternalOpt = None,
     tta: TTAOpt = False,
+    scope_check: ScopeOpt = OnOff.on,
 ):
-    """One ROC plot with every model, and a table of their metrics (markdown and JSON); with
-    --external, internal and external figures side by side with the gap."""
+    """One ROC plot with every model, and a table of their metrics, calibration and decisions
+    (markdown and JSON); with --external, internal and external side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
     from pneumocxr.pipeline import compare_models
 
-    table = compare_models(models, out, data, split, threshold, external, tta)
+    table = compare_models(
+        models, out, data, split, threshold, external, tta, scope_check == OnOff.on
+    )
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
 
@@ -490,11 +585,13 @@ def gradcam(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, DICOM).")],
     out: Annotated[Path, typer.Option(help="Folder for the heatmap PNGs.")] = Path("gradcam"),
     threshold: ThresholdOpt = None,
+    scope_check: ScopeOpt = OnOff.on,
 ):
-    """Grad-CAM heatmap over each image, and a panel of up to three side by side."""
+    """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
+    the decision."""
     from pneumocxr.pipeline import gradcam_to_folder
 
-    for path in gradcam_to_folder(model, images, out, threshold):
+    for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
         typer.echo(f"wrote {path}")
 
 
@@ -584,15 +681,22 @@ MinSensitivityOpt = Annotated[
 ]
 
 
-def _card(threshold, threshold_on, min_sensitivity, external) -> dict | None:
-    if threshold is None and external is None:
-        return None
-    return {
-        "threshold": threshold or "model",
-        "threshold_on": threshold_on,
-        "min_sensitivity": min_sensitivity,
-        "external": external,
-    }
+SplitsFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="The model's training run folder or its splits.csv (for the shipped model, rebuilt "
+        "by `pneumocxr split`): its train split refits the scope check, its val split gives the "
+        "internal figures and, without --calibrate-on, the calibration."
+    ),
+]
+
+
+def _card(threshold, threshold_on, min_sensitivity, external, calibrate_on=None,
+          calibration=None, refer_at_most=None, splits_from=None):  # fmt: skip
+    from pneumocxr.evaluation.validation import Card
+
+    return Card(threshold, threshold_on, min_sensitivity, external, calibrate_on,
+                calibration.value if calibration else None, refer_at_most, splits_from)  # fmt: skip
 
 
 @app.command()
@@ -604,13 +708,19 @@ def export(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    calibrate_on: CalibrateOnOpt = None,
+    calibration: CalibrationOpt = None,
+    refer_at_most: ReferOpt = None,
+    splits_from: SplitsFromOpt = None,
     overwrite: OverwriteOpt = False,
 ):
     """Copy an exported model elsewhere, optionally as float16, with its metadata; optionally
-    with a new operating threshold and external-validation figures."""
+    with a new operating threshold, calibration, UNCERTAIN band, scope check and
+    external-validation figures."""
     from pneumocxr.pipeline import export_model
 
-    card = _card(threshold, threshold_on, min_sensitivity, external)
+    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
+                 refer_at_most, splits_from)  # fmt: skip
     typer.echo(f"wrote {export_model(model, out, half, overwrite, card)}")
 
 
@@ -622,12 +732,17 @@ def ensemble(
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
     external: ExternalOpt = None,
+    calibrate_on: CalibrateOnOpt = None,
+    calibration: CalibrationOpt = None,
+    refer_at_most: ReferOpt = None,
     overwrite: OverwriteOpt = False,
 ):
-    """Combine models into one that averages their logits; every command takes the folder."""
+    """Combine models into one that averages their logits (out of scope when any member says
+    so); every command takes the folder."""
     from pneumocxr.pipeline import make_ensemble
 
-    card = _card(threshold, threshold_on, min_sensitivity, external) or {}
+    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
+                 refer_at_most)  # fmt: skip
     path, figures = make_ensemble(models, out, card, overwrite)
     typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
     typer.echo(f"wrote {path}")

@@ -7,6 +7,9 @@ Python writes them: backslash, t, n, r, xNN (a backslash itself doubles).
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePath
+
 _NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
@@ -31,3 +34,15 @@ def one_line(text: str) -> str:
     """A message on one line: line breaks and tabs become spaces, the rest is escaped."""
     kept = "".join(c if c.isspace() else _escape(c) for c in str(text))
     return " ".join(kept.split())
+
+
+# A word (between spaces, brackets, commas) with a slash in it: a path, POSIX or Windows.
+PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
+
+
+def without_paths(text) -> str | None:
+    """The text with every path cut to its last part, at most 200 characters (where a machine
+    kept its data is nobody else's business)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return PATH_WORD.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]

@@ -44,31 +44,6 @@ def write_preview(root, out, image_size: int = 224, seed: int = 42) -> Path:
     return save_figure(augmentation_figure(decoded.pixels, labels, seed), out)
 
 
-def predict_files(paths, model=None, threshold=None, batch_size: int = 32):
-    """Predictions for files and folders: a table (path, p_pneumonia, predicted), failures."""
-    import pandas as pd
-
-    rows, failures = predict_rows(paths, model, threshold, batch_size)
-    return pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]), failures
-
-
-def predict_rows(paths, model=None, threshold=None, batch_size: int = 32):
-    """(path, p_pneumonia, predicted) per readable file, and the failures; without pandas,
-    which a cold `predict` would spend a fifth of a second importing."""
-    from pneumocxr.evaluation.inference import (
-        choose_threshold,
-        expand_inputs,
-        label_for,
-        predict_probabilities,
-        resolve_model,
-    )
-
-    loaded = resolve_model(model)
-    cut = choose_threshold(threshold, loaded)
-    kept, probs, failures = predict_probabilities(loaded, expand_inputs(paths), batch_size)
-    return [(path, float(p), label_for(p, cut)) for path, p in zip(kept, probs)], failures
-
-
 def run_tutorial(
     root,
     out,
@@ -132,6 +107,7 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None)
         write_comparison,
         write_evaluation,
     )
+    from pneumocxr.evaluation.inference import Settings
     from pneumocxr.models.io import load_model
     from pneumocxr.report.html import write_report
 
@@ -142,12 +118,13 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None)
     for name, result in results.items():
         log.info("evaluating %s on %d test images", name, len(test))
         loaded = load_model(result.run_dir)
-        evaluation = evaluate_model(loaded, test, loaded.threshold, name)
+        settings = Settings.of(loaded)
+        evaluation = evaluate_model(loaded, test, settings, name)
         write_evaluation(evaluation, result.run_dir / "evaluation")
         evaluations.append(evaluation)
         if outside is not None:
             log.info("evaluating %s on %d external images", name, len(outside))
-            ext = evaluate_model(loaded, outside, loaded.threshold, name)
+            ext = evaluate_model(loaded, outside, settings, name)
             write_evaluation(ext, result.run_dir / "evaluation_external")
             external_evaluations.append(ext)
         gradcam_to_folder(loaded, examples, result.run_dir / "gradcam")
@@ -190,31 +167,33 @@ def _print_locations(run_dir: Path, results) -> None:
 
 # -- after training -------------------------------------------------------------------------
 def evaluate_to_folder(
-    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False
-) -> dict:
+    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False,
+    scope_check: bool = True,
+) -> dict:  # fmt: skip
     """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
+    from pneumocxr.evaluation.evaluate import EVALUATION_FILES, write_evaluation
     from pneumocxr.fileio import check_replaceable, replace_dir
 
     check_replaceable(out, EVALUATION_FILES, overwrite, "evaluate")  # before the slow part
-    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_evaluation
-    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
-
-    loaded = _with_tta(resolve_model(model), tta)
-    images = labelled_images(data, split, loaded.path)
-    evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
+    evaluation = _evaluation(model, data, split, threshold, tta, scope_check)
     with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
         write_evaluation(evaluation, tmp)
     return evaluation.metrics
 
 
-EVALUATION_FILES = {
-    "predictions.csv",
-    "metrics.json",
-    "report.txt",
-    "confusion_matrix.png",
-    "roc.png",
-    "calibration.png",
-}
+def evaluate_only(model, data=None, split=None, threshold=None, scope_check: bool = True):
+    """`evaluate_to_folder`'s metrics, writing nothing."""
+    return _evaluation(model, data, split, threshold, False, scope_check).metrics
+
+
+def _evaluation(model, data, split, threshold, tta: bool, scope_check: bool):
+    from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images
+    from pneumocxr.evaluation.inference import Settings, resolve_model
+
+    loaded = _with_tta(resolve_model(model), tta)
+    images = labelled_images(data, split, loaded.path)
+    settings = Settings.of(loaded, threshold, scope_check)
+    return evaluate_model(loaded, images, settings, _name(loaded))
 
 
 def _with_tta(loaded, tta: bool):
@@ -223,12 +202,13 @@ def _with_tta(loaded, tta: bool):
     return with_tta(loaded) if tta else loaded
 
 
-def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False):
+def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False,
+                   scope_check: bool = True):  # fmt: skip
     """One ROC plot and one table for several models; with `external`, each model is also
     evaluated on that folder and the table shows internal, external and the gap."""
     from pneumocxr.data.index import index_images
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images, write_comparison
-    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+    from pneumocxr.evaluation.inference import Settings, resolve_model
 
     loaded = [_with_tta(resolve_model(m), tta) for m in models]
     images = labelled_images(data, split, loaded[0].path)
@@ -236,7 +216,7 @@ def compare_models(models, out, data=None, split=None, threshold=None, external=
     names = _numbered(
         [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
     )
-    cuts = [choose_threshold(threshold, m) for m in loaded]
+    cuts = [Settings.of(m, threshold, scope_check) for m in loaded]
     evaluations = [evaluate_model(m, images, c, n) for m, c, n in zip(loaded, cuts, names)]
     outside = None
     if external is not None:
@@ -255,15 +235,24 @@ def _numbered(names: list[str], separator: str = " #") -> list[str]:
     return out
 
 
-def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
-    """One PNG per image and panel.png with the first three."""
-    from pneumocxr.evaluation.inference import choose_threshold, resolve_model
+def gradcam_to_folder(model, images, out, threshold=None, scope_check: bool = True) -> list[Path]:
+    """One PNG per image and panel.png with the first three; titles give the decision
+    (OUT_OF_SCOPE and UNCERTAIN included)."""
+    import numpy as np
+    import torch
+
+    from pneumocxr.evaluation.inference import Settings, predict_arrays, resolve_model
     from pneumocxr.explain.gradcam import explain_images, explanation_figure, panel_figure
     from pneumocxr.fileio import ensure_dir
 
     loaded = resolve_model(model)
     out = ensure_dir(out)
-    explanations = explain_images(loaded, images, choose_threshold(threshold, loaded))
+    settings = Settings.of(loaded, threshold, scope_check)
+    explanations = explain_images(loaded, images, settings.threshold)
+    pixels = torch.from_numpy(np.stack([e.image for e in explanations]))[:, None]
+    notes = [e.note for e in explanations]
+    for e, answer in zip(explanations, predict_arrays(loaded, pixels, settings, notes=notes)):
+        e.predicted, e.probability = answer.label, answer.p_pneumonia
     written = []
     stems = _numbered([Path(e.path).stem for e in explanations], "_")  # a/x.png and b/x.jpeg
     for e, stem in zip(explanations, stems):
@@ -311,10 +300,13 @@ def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
     ratings, _ = read_ratings(ratings_csv)
     if model is not None:
         files = [_resolve_image(Path(ratings_csv).parent, name) for name in ratings["image"]]
-        table, failures = predict_files(files, model, threshold)
+        from pneumocxr.api import load_model
+
+        found, failures = load_model(model or "default").predict_paths(files, threshold=threshold)
         if failures:
             raise PneumoError(f"the model could not read {failures[0][1]}")
-        ratings["model"] = (table["predicted"] == "PNEUMONIA").astype(float).to_numpy()
+        # the plain thresholded label: every image is rated, as the raters rated every image
+        ratings["model"] = [float(f.predicted == "PNEUMONIA") for f in found]
     return agreement(ratings)
 
 
@@ -327,41 +319,106 @@ def _resolve_image(base: Path, name: str) -> Path:
     raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
-def export_model(
-    model, out, half: bool = False, overwrite: bool = False, card: dict | None = None
-) -> Path:
-    """Re-save a model (e.g. as float16 for shipping), keeping threshold and training summary;
-    `card` (threshold options, see `card_figures`) recomputes the threshold and validation.
+def export_model(model, out, half: bool = False, overwrite: bool = False, card=None) -> Path:
+    """Re-save a model (e.g. as float16 for shipping), keeping its threshold, calibration, band,
+    scope check and training summary; `card` (evaluation.validation.Card) refits what it names.
     The model folder is replaced as a whole, so weights and metadata always belong together."""
     import torch
 
     from pneumocxr.evaluation.inference import resolve_model
+    from pneumocxr.evaluation.validation import Card
     from pneumocxr.fileio import check_replaceable, replace_dir
     from pneumocxr.models.io import META_NAME, MODEL_FILES, save_model
 
     check_replaceable(out, MODEL_FILES, overwrite, "export")
-    loaded = resolve_model(model)
+    loaded = resolve_model(model, legacy=True)
     if loaded.meta.get("members"):
         raise PneumoError("export takes a single model; an ensemble folder is already exported")
-    keep = {
-        k: loaded.meta[k]
-        for k in ("threshold", "threshold_method", "validation", "training")
-        if k in loaded.meta
-    }
-    keep["exported_from"] = str(loaded.path)
-    if card:
-        keep.update(card_figures(loaded, keep["exported_from"], **card))
+    card = card or Card()
+    keep = _no_paths({k: loaded.meta[k] for k in KEPT if k in loaded.meta})
+    keep["exported_from"] = (
+        _no_paths(loaded.meta.get("exported_from")) or Path(loaded.path).resolve().name
+    )
+    scope = _scope(loaded, card)
+    if scope is not None:
+        loaded.model.scope, keep["scope"] = scope
+    if _refits(card, loaded):
+        keep.update(_no_paths(card_figures(loaded, card)))
     with replace_dir(out, MODEL_FILES, overwrite, "export") as tmp:
         save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
     return Path(out) / META_NAME
 
 
-def make_ensemble(models, out, card: dict | None = None, overwrite: bool = False):
-    """An ensemble of exported models (mean of logits) in the folder `out`, with its threshold
-    and validation figures."""
+# What export carries over from the model's own model.json.
+KEPT = ("threshold", "threshold_logit", "threshold_method", "youden_threshold_val", "calibration",
+        "calibration_error", "uncertain", "scope", "validation", "training")  # fmt: skip
+
+
+def _no_paths(value):
+    """Strings in a metadata record with every path cut to its last part: model.json holds
+    no path of the machine that trained or exported the model."""
+    from pneumocxr.display import without_paths
+
+    if isinstance(value, dict):
+        return {k: _no_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_paths(v) for v in value]
+    return without_paths(value) if isinstance(value, str) and "/" in value else value
+
+
+def _refits(card, loaded) -> bool:
+    """Does the export change the calibration, threshold, band or figures?"""
+    asked = (card.threshold, card.external, card.calibrate_on, card.calibration,
+             card.refer_at_most, card.splits_from)  # fmt: skip
+    return any(a is not None for a in asked) or "calibration" not in loaded.meta
+
+
+def _scope(loaded, card):
+    """(scope check, its record) fitted on a run's training split: the one `--splits-from`
+    names, or the model's own run when the model has none yet; None to keep the model's."""
+    from pneumocxr.evaluation.validation import run_split
+
+    if card.splits_from is None and loaded.model.scope is not None:
+        return None
+    train = run_split(loaded, "train", card.splits_from)
+    val = run_split(loaded, "val", card.splits_from)
+    if train is None or val is None:
+        log.warning(
+            "this model has no scope check and no training split to fit one on (give "
+            "--splits-from RUN_OR_SPLITS_CSV): it will label any image"
+        )
+        return None
+    return fit_scope_on(loaded, train, val)
+
+
+def fit_scope_on(loaded, train, val):
+    """Decode a run's train and val images at the model's size and fit the scope check."""
+    import time
+
+    from pneumocxr.data.decode import decode_all
+    from pneumocxr.models.scope import MAX_TRAIN, fit_scope
+
+    size = loaded.preprocessing.image_size
+    log.info("fitting the scope check on %d training images", min(len(train), MAX_TRAIN))
+    started = time.perf_counter()
+    train_pixels = decode_all(train["path"], size).pixels
+    check = fit_scope(loaded.model, train_pixels, decode_all(val["path"], size).pixels)
+    record = {
+        "fit_on": f"train split ({min(len(train_pixels), MAX_TRAIN)} of {len(train_pixels)} "
+        "images) and synthetic outliers made from others",
+        "cut_on": f"val split ({len(val)} images)",
+        "fit_seconds": round(time.perf_counter() - started, 1),
+    }
+    return check, record
+
+
+def make_ensemble(models, out, card=None, overwrite: bool = False):
+    """An ensemble of exported models (mean of logits) in the folder `out`, with its
+    calibration, threshold, band and validation figures."""
     from pneumocxr.evaluation.inference import resolve_model
-    from pneumocxr.models.ensemble import Ensemble, save_ensemble
-    from pneumocxr.models.io import LoadedModel
+    from pneumocxr.evaluation.validation import Card
+    from pneumocxr.models.ensemble import Ensemble
+    from pneumocxr.models.io import LoadedModel, save_ensemble
 
     members = [resolve_model(m) for m in models]
     if any(m.meta.get("members") for m in members):
@@ -370,19 +427,19 @@ def make_ensemble(models, out, card: dict | None = None, overwrite: bool = False
     meta = {
         "architecture": Ensemble.name,
         "preprocessing": ensemble.preprocessing().to_json(),
-        "members": [{"from": str(m.path)} for m in members],
+        "members": [{"from": Path(m.path).resolve().name} for m in members],
+        "threshold_logit": 0.0,
+        "threshold_method": "0.5 on the mean logit's sigmoid",
     }
-    figures = card_figures(LoadedModel(ensemble, meta, Path(out)), None, **(card or {}))
+    card = card or Card()
+    figures = card_figures(LoadedModel(ensemble, meta, Path(out)), card)
     return save_ensemble(members, out, figures, overwrite), figures
 
 
-def card_figures(loaded, exported_from=None, threshold="youden", threshold_on=None,
-                 min_sensitivity: float = 0.97, external=None) -> dict:  # fmt: skip
+def card_figures(loaded, card) -> dict:
     from pneumocxr.evaluation.validation import model_card_figures
 
-    if exported_from is not None:
-        loaded.meta = {**loaded.meta, "exported_from": exported_from}
-    figures = model_card_figures(loaded, threshold, threshold_on, min_sensitivity, external)
+    figures = model_card_figures(loaded, card)
     for name, m in figures["validation"].items():
         log.info(
             "%s validation (%s): AUC %.4f; at threshold %.3f accuracy %.4f, sensitivity %.4f, "

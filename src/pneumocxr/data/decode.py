@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pneumocxr.data.dicom import read_dicom_gray
+from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError
@@ -52,6 +52,9 @@ _DECODE_ERRORS = (
     struct.error,
     MemoryError,
 )
+
+
+SCOPE_NOTE = "pneumocxr_scope"  # Image.info key: why a file is out of scope by its header
 
 
 class UnsupportedImage(PneumoError):
@@ -95,7 +98,11 @@ def read_gray_bytes(
 def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
                  named_dicom: bool = False) -> Image.Image:  # fmt: skip
     if dicom:
-        return Image.fromarray(read_dicom_gray(handle, where, max_pixels))
+        gray, note = read_dicom_gray_scoped(handle, where, max_pixels)
+        image = Image.fromarray(gray)
+        if note:
+            image.info[SCOPE_NOTE] = note  # the header says: not a chest radiograph
+        return image
     try:
         with Image.open(handle, formats=formats) as image:
             check_geometry(*image.size, where)
@@ -117,6 +124,53 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
         ) from None
     except _DECODE_ERRORS as err:
         raise PneumoError(f"{where}not a readable image ({_reason(err)})") from None
+
+
+def gray_from_image(image: Image.Image) -> Image.Image:
+    """An in-memory PIL image as `read_gray` would decode its file: EXIF orientation applied,
+    16-bit values scaled, colour and palettes to 8-bit gray."""
+    check_geometry(*image.size)
+    try:
+        return _to_gray8(image.copy())
+    except _DECODE_ERRORS as err:
+        raise PneumoError(f"not a usable image ({_reason(err)})") from None
+
+
+def gray_from_array(array) -> Image.Image:
+    """A numpy array (H x W, or H x W x 1/3/4) as an 8-bit gray image: uint8 as it is, other
+    integers scaled from their bit depth, floats read as 0-1 (or 0-255 when larger than 1)."""
+    values = np.asarray(array)
+    if values.ndim == 3 and values.shape[2] in (1, 3, 4):
+        channels = values.shape[2]
+    elif values.ndim == 2:
+        channels = 0
+    else:
+        raise PneumoError(f"an image array must be H x W or H x W x 1, 3 or 4; got {values.shape}")
+    check_geometry(values.shape[1], values.shape[0])
+    if values.dtype != np.uint8:
+        values = _to_uint8(values)
+    if channels == 1:
+        values = values[:, :, 0]
+    mode = {0: "L", 1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    return _to_gray8(Image.fromarray(np.ascontiguousarray(values), mode))
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """Floats in 0-1 (or 0-255) and integers of any bit depth (12-bit data in uint16, say)
+    to 0-255, as the 16-bit PNG path scales them."""
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+        raise PneumoError(f"an image array must hold numbers, not {values.dtype}")
+    scaled = values.astype(np.float64)
+    if not np.isfinite(scaled).all() or scaled.min() < 0:
+        raise PneumoError("the image array holds negative, NaN or infinite values")
+    top = scaled.max()
+    if np.issubdtype(values.dtype, np.floating):
+        if top > 255:
+            raise PneumoError("float image values must be 0-1 or 0-255")
+        scaled = scaled * 255.0 if top <= 1.0 else scaled
+    elif top > 255:
+        scaled = scaled * 255.0 / (2 ** int(np.ceil(np.log2(top + 1))) - 1)
+    return np.round(scaled).astype(np.uint8)
 
 
 def _signature(handle) -> str | None:
@@ -156,6 +210,12 @@ def squash(image: Image.Image, size: int) -> np.ndarray:
 def load_image(path, size: int) -> np.ndarray:
     """Decode `path` and squash it to `size` x `size`."""
     return squash(read_gray(path), size)
+
+
+def load_image_noted(path, size: int) -> tuple[np.ndarray, str | None]:
+    """`load_image`, and why the file's header puts it out of scope (or None)."""
+    image = read_gray(path)
+    return squash(image, size), image.info.get(SCOPE_NOTE)
 
 
 @dataclass
@@ -203,10 +263,14 @@ class DecodeStream:
         self.chunk = chunk or 4 * batch_size
         self.ok = np.zeros(len(self.paths), dtype=bool)
         self.failures: list[tuple[str, str]] = []
+        self.notes: dict[int, str] = {}  # input index -> why its header puts it out of scope
 
     def _decode(self, i: int) -> np.ndarray | None:
         try:
-            return load_image(self.paths[i], self.size)
+            pixels, note = load_image_noted(self.paths[i], self.size)
+            if note:
+                self.notes[i] = note
+            return pixels
         except PneumoError as err:
             self.failures.append((self.paths[i], str(err)))
             return None

@@ -43,6 +43,12 @@ NON_IMAGE_MODALITIES = {
     "SR",
 }
 PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# What a chest radiograph's header may say. Any other modality (CT, MR, US, NM, secondary
+# capture...), a body part that is not the chest, or a lateral view is out of scope by its
+# header, whatever its pixels look like.
+RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG"}
+CHEST_WORDS = ("CHEST", "THORAX", "THORAC", "LUNG", "TORAX", "TORSO")
+LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "XTABLE LATERAL"}
 
 
 def is_dicom(path) -> bool:
@@ -56,7 +62,12 @@ def is_dicom(path) -> bool:
 
 
 def read_dicom_display(source, where: str | None = None, max_pixels: int | None = None):
-    """Pixel values as a clinician's viewer would display them (float, bright = dense).
+    """Pixel values as a clinician's viewer would display them (float, bright = dense)."""
+    return _read(source, where, max_pixels)[0]
+
+
+def _read(source, where: str | None, max_pixels: int | None):
+    """(display values, why the header puts the file out of scope or None).
 
     `source` is a path or a binary file object; `where` starts each message (default: the
     path). Patient data never reaches a message: pydicom's own texts may quote element values,
@@ -77,7 +88,7 @@ def read_dicom_display(source, where: str | None = None, max_pixels: int | None 
             f"{where}not a readable DICOM file (damaged: {type(err).__name__})"
         ) from None
     try:
-        return _display_values(ds, where, max_pixels)
+        return _display_values(ds, where, max_pixels), header_scope_of(ds)
     except PneumoError:
         raise
     except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
@@ -140,6 +151,31 @@ def normalise_to_uint8(values: np.ndarray, sd: float = 2.5) -> np.ndarray:
 def read_dicom_gray(source, where: str | None = None, max_pixels: int | None = None):
     """A DICOM file (path or binary file object) as an 8-bit grayscale array, ready to resize."""
     return normalise_to_uint8(read_dicom_display(source, where, max_pixels))
+
+
+def read_dicom_gray_scoped(source, where: str | None = None, max_pixels: int | None = None):
+    """(read_dicom_gray's array, why its header puts it out of scope or None)."""
+    values, note = _read(source, where, max_pixels)
+    return normalise_to_uint8(values), note
+
+
+def header_scope_of(ds) -> str | None:
+    modality = _modality(ds)
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        return f"DICOM modality {modality}: not a radiograph"
+    part = _code(getattr(ds, "BodyPartExamined", ""))
+    if part and not any(word in part for word in CHEST_WORDS):
+        return f"DICOM body part {part}: not the chest"
+    view = _code(getattr(ds, "ViewPosition", ""))
+    if view in LATERAL_VIEWS:
+        return f"DICOM view {view}: a lateral view; the model knows frontal chest X-rays"
+    return None
+
+
+def _code(value) -> str:
+    """A code string as printable upper-case text of at most 32 characters."""
+    text = " ".join(str(value or "").upper().replace("_", " ").split())
+    return "".join(c for c in text if c.isalnum() or c == " ")[:32]
 
 
 def _check_is_image(ds, where: str) -> None:

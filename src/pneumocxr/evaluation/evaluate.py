@@ -11,21 +11,38 @@ import pandas as pd
 
 from pneumocxr.data.index import index_images
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import label_for, predict_paths
-from pneumocxr.evaluation.metrics import CI_METRICS, evaluate_predictions, report_text
-from pneumocxr.evaluation.plots import calibration_figure, confusion_figure, roc_figure
+from pneumocxr.evaluation.inference import Settings, predict_paths
+from pneumocxr.evaluation.metrics import (
+    CI_METRICS,
+    answered_metrics,
+    calibration_metrics,
+    evaluate_predictions,
+    report_text,
+    risk_coverage,
+)
+from pneumocxr.evaluation.plots import (
+    confusion_figure,
+    reliability_figure,
+    risk_coverage_figure,
+    roc_figure,
+)
 from pneumocxr.fileio import ensure_dir, save_figure, write_csv, write_json, write_text
 from pneumocxr.models.io import LoadedModel
 from pneumocxr.training.rundir import read_splits
 
 log = logging.getLogger("pneumocxr")
-TABLE_METRICS = ("n", "accuracy", "auc", "sensitivity", "specificity", "ppv", "npv", "f1", "brier")
+TABLE_METRICS = (
+    "n", "accuracy", "auc", "sensitivity", "specificity", "ppv", "npv", "f1", "brier", "ece",
+    "out_of_scope", "referred", "answered_accuracy", "answered_sensitivity",
+)  # fmt: skip
+PREDICTION_COLUMNS = ["path", "label", "p_pneumonia", "predicted", "decision", "in_scope",
+                      "scope_score", "reason", "p_uncalibrated"]  # fmt: skip
 
 
 @dataclass
 class Evaluation:
     name: str
-    predictions: pd.DataFrame  # path, label, p_pneumonia, predicted
+    predictions: pd.DataFrame  # PREDICTION_COLUMNS: the truth in `label`, the answer in `decision`
     metrics: dict
 
     @property
@@ -58,29 +75,45 @@ def labelled_images(
 
 
 def evaluate_model(
-    loaded: LoadedModel, images: pd.DataFrame, threshold: float, name: str = "", n_boot: int = 1000
-) -> Evaluation:
-    """Predict every image (skipping unreadable ones with a warning) and score the result."""
-    probs, failures = predict_paths(loaded, list(images["path"]))
+    loaded: LoadedModel, images: pd.DataFrame, settings: Settings, name: str = "",
+    n_boot: int = 1000,
+) -> Evaluation:  # fmt: skip
+    """Predict every image (skipping unreadable ones with a warning) and score the result.
+
+    The classification metrics are over every image at the threshold (`predicted`), as the
+    literature's are; the decisions (`decision`: OUT_OF_SCOPE, UNCERTAIN, NORMAL, PNEUMONIA)
+    are scored apart (`answered_*`), with the calibration (ECE, Brier) and risk-coverage."""
+    answers, failures = predict_paths(loaded, list(images["path"]), settings=settings)
     for _, reason in failures:
         log.warning("skipped %s", reason)
-    if probs.empty:
+    if answers.empty:
         raise PneumoError("none of the images could be read")
-    table = images.merge(probs, on="path", how="inner")
-    table["predicted"] = [label_for(p, threshold) for p in table["p_pneumonia"]]
+    answers = answers.rename(columns={"label": "decision", "p_raw": "p_uncalibrated"})
+    answers = answers.drop(columns="logit")
+    table = images.merge(answers, on="path", how="inner")
     labels = (table["label"] == "PNEUMONIA").to_numpy(dtype=int)
     if len(np.unique(labels)) < 2:
         log.warning("only one class in the data: AUC and some intervals are undefined")
-    metrics = evaluate_predictions(labels, table["p_pneumonia"].to_numpy(), threshold, n_boot)
+    probs = table["p_pneumonia"].to_numpy()
+    metrics = evaluate_predictions(labels, probs, settings.threshold, n_boot)
+    metrics.update(calibration_metrics(labels, probs, table["p_uncalibrated"].to_numpy(), n_boot))
+    metrics.update(answered_metrics(labels, table["decision"]))
+    metrics["risk_coverage"] = risk_coverage(labels, probs, settings.threshold)
+    metrics["scope_check"] = settings.scope_check and loaded.has_scope
+    band = settings.band
+    metrics["uncertain_band"] = None if band is None else [band.low, band.high]
     metrics["model"] = name or loaded.meta["architecture"]
-    return Evaluation(name or loaded.meta["architecture"], table, metrics)
+    return Evaluation(name or loaded.meta["architecture"], table[PREDICTION_COLUMNS], metrics)
+
+
+EVALUATION_FILES = {"predictions.csv", "metrics.json", "report.txt", "confusion_matrix.png",
+                    "roc.png", "calibration.png", "risk_coverage.png"}  # fmt: skip
 
 
 def write_evaluation(evaluation: Evaluation, out) -> Path:
-    """predictions.csv, metrics.json, report.txt, confusion_matrix.png, roc.png, calibration.png."""
+    """EVALUATION_FILES: predictions, metrics, the report and the figures."""
     out = ensure_dir(out)
-    columns = ["path", "label", "p_pneumonia", "predicted"]
-    write_csv(out / "predictions.csv", evaluation.predictions[columns])
+    write_csv(out / "predictions.csv", evaluation.predictions)
     write_json(out / "metrics.json", evaluation.metrics)
     title = f"{evaluation.name}: evaluation on {evaluation.metrics['n']} images"
     write_text(
@@ -92,12 +125,14 @@ def write_evaluation(evaluation: Evaluation, out) -> Path:
     )
     curves = {evaluation.name: (evaluation.labels, evaluation.probs)}
     save_figure(roc_figure(curves, f"ROC: {evaluation.name}"), out / "roc.png")
-    save_figure(
-        calibration_figure(
-            evaluation.labels, evaluation.probs, title=f"Reliability: {evaluation.name}"
-        ),
-        out / "calibration.png",
-    )
+    before = evaluation.predictions["p_uncalibrated"].to_numpy()
+    reliability = {"before calibration": before, "after calibration": evaluation.probs}
+    title = f"Reliability: {evaluation.name}"
+    save_figure(reliability_figure(evaluation.labels, reliability, title=title),
+                out / "calibration.png")  # fmt: skip
+    title = f"Risk-coverage: {evaluation.name}"
+    save_figure(risk_coverage_figure(evaluation.metrics["risk_coverage"], title),
+                out / "risk_coverage.png")  # fmt: skip
     return out
 
 

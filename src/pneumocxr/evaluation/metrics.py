@@ -131,3 +131,70 @@ def report_text(labels, probs, metrics: dict, title: str = "") -> str:
         f"{'PNEUMONIA':12s} {cm['fn']:>10d} {cm['tp']:>10d}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def calibration_metrics(labels, probs, raw_probs=None, n_boot: int = 1000, seed: int = 0):
+    """ECE (10 equal-width bins) and Brier score with bootstrap CIs; with `raw_probs`, the same
+    for the network's uncalibrated sigmoid."""
+    from pneumocxr.models.calibration import calibration_error
+
+    labels = np.asarray(labels).astype(int)
+    result = {}
+    for name, values in (("", probs), ("_uncalibrated", raw_probs)):
+        if values is None:
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        rng = np.random.default_rng(seed)
+        picks = [rng.integers(0, len(labels), len(labels)) for _ in range(n_boot)]
+        ece = [calibration_error(labels[i], values[i]) for i in picks]
+        brier = [np.mean((values[i] - labels[i]) ** 2) for i in picks]
+        result[f"ece{name}"] = calibration_error(labels, values)
+        result[f"ece{name}_ci"] = percentile_interval(np.asarray(ece))
+        result[f"brier{name}"] = float(np.mean((values - labels) ** 2)) if len(labels) else None
+        result[f"brier{name}_ci"] = percentile_interval(np.asarray(brier))
+    result["ece_bins"] = 10
+    return result
+
+
+def answered_metrics(labels, decisions) -> dict:
+    """How the decisions fare: shares out of scope and referred, and accuracy, sensitivity and
+    specificity of the images answered NORMAL or PNEUMONIA."""
+    labels = np.asarray(labels).astype(int)
+    decisions = np.asarray(decisions)
+    answered = np.isin(decisions, CLASS_NAMES)
+    said = decisions[answered] == "PNEUMONIA"
+    truth = labels[answered]
+    n = len(labels)
+    return {
+        "n": n,
+        "out_of_scope": _ratio((decisions == "OUT_OF_SCOPE").sum(), n),
+        "referred": _ratio((decisions == "UNCERTAIN").sum(), n),
+        "answered": _ratio(answered.sum(), n),
+        "answered_accuracy": _ratio((said == truth).sum(), len(truth)),
+        "answered_sensitivity": _ratio((said & (truth == 1)).sum(), (truth == 1).sum()),
+        "answered_specificity": _ratio((~said & (truth == 0)).sum(), (truth == 0).sum()),
+    }
+
+
+COVERAGES = tuple(round(c, 2) for c in np.arange(0.5, 1.0001, 0.05))
+
+
+def risk_coverage(labels, probs, threshold: float) -> dict:
+    """Accuracy and sensitivity of the answered images when only the most confident share is
+    answered (confidence: distance of the logit from the threshold's), for each coverage."""
+    from pneumocxr.models.calibration import logit
+
+    labels = np.asarray(labels).astype(int)
+    probs = np.asarray(probs, dtype=np.float64)
+    order = np.argsort(-np.abs(logit(probs) - logit(threshold)), kind="stable")
+    hits = ((probs >= threshold).astype(int) == labels)[order]
+    positive = labels[order] == 1
+    rows = []
+    for coverage in COVERAGES:
+        k = max(1, int(round(coverage * len(labels))))
+        rows.append({
+            "coverage": coverage,
+            "accuracy": float(hits[:k].mean()),
+            "sensitivity": _ratio((hits[:k] & positive[:k]).sum(), positive[:k].sum()),
+        })  # fmt: skip
+    return {"confidence": "distance of the logit from the threshold's", "curve": rows}

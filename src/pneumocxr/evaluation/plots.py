@@ -47,20 +47,39 @@ def roc_figure(curves: dict[str, tuple], title: str = "ROC curve"):
     return fig
 
 
-def calibration_figure(labels, probs, bins: int = 10, title: str = "Reliability diagram"):
-    """Observed pneumonia frequency per bin of predicted probability, with bin counts."""
+def reliability_figure(labels, curves: dict, bins: int = 10, title: str = "Reliability diagram"):
+    """`curves` maps a name (before / after calibration) to probabilities: observed pneumonia
+    frequency per bin of each, with the bin counts of the last."""
     fig, (ax, hist) = plt.subplots(
         2, 1, figsize=(5.2, 6), gridspec_kw={"height_ratios": [3, 1]}, sharex=True
     )
-    observed, predicted = calibration_curve(labels, probs, n_bins=bins, strategy="uniform")
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
-    ax.plot(predicted, observed, "o-", lw=2, label="model")
+    for name, probs in curves.items():
+        observed, predicted = calibration_curve(labels, probs, n_bins=bins, strategy="uniform")
+        ax.plot(predicted, observed, "o-", lw=2, label=name)
     ax.set_ylabel("observed fraction with pneumonia")
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.grid(alpha=0.3)
-    hist.hist(probs, bins=bins, range=(0, 1), color="#4c78a8")
+    hist.hist(list(curves.values())[-1], bins=bins, range=(0, 1), color="#4c78a8")
     hist.set_xlabel("predicted P(pneumonia)")
     hist.set_ylabel("images")
+    fig.tight_layout()
+    return fig
+
+
+def risk_coverage_figure(curve: dict, title: str = "Risk-coverage"):
+    """Accuracy and sensitivity of the answered images against the share answered."""
+    rows = curve["curve"]
+    coverage = [r["coverage"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    ax.plot(coverage, [r["accuracy"] for r in rows], "o-", lw=2, label="accuracy")
+    ax.plot(coverage, [r["sensitivity"] for r in rows], "s-", lw=2, label="sensitivity")
+    ax.axvline(0.9, color="grey", ls=":", lw=1, label="10% referred")
+    ax.set_xlabel("share of images answered (the most confident first)")
+    ax.set_ylabel("of the answered images")
+    ax.set_title(title)
+    ax.legend(loc="lower left")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -19,8 +19,8 @@ from sklearn.metrics import roc_auc_score
 from pneumocxr.data.corruptions import CORRUPTIONS, MEDMNIST_C
 from pneumocxr.data.decode import decode_all
 from pneumocxr.errors import PneumoError
+from pneumocxr.evaluation.inference import predict_images
 from pneumocxr.models.io import LoadedModel
-from pneumocxr.models.predict import predict_pixels
 
 log = logging.getLogger("pneumocxr")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -86,13 +86,13 @@ def stress_test(
     labels = (images["label"][decoded.ok] == "PNEUMONIA").to_numpy(dtype=int)
     if len(np.unique(labels)) < 2:
         raise PneumoError("the stress test needs images of both classes")
-    clean = score(labels, predict_pixels(loaded.model, decoded.pixels), threshold)
+    clean = score(labels, predict_images(loaded, decoded.pixels), threshold)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for name in names:
         for severity in SEVERITIES:
             corrupted = CORRUPTIONS[name](decoded.pixels, severity, generator)
-            probs = predict_pixels(loaded.model, corrupted)
+            probs = predict_images(loaded, corrupted)
             rows.append(
                 {"corruption": name, "severity": severity, **score(labels, probs, threshold)}
             )

@@ -20,7 +20,7 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.decode import load_image  # noqa: E402
+from pneumocxr.data.decode import load_image_noted  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
 from pneumocxr.models.ensemble import Ensemble  # noqa: E402
@@ -33,8 +33,9 @@ class Explanation:
     image: np.ndarray  # uint8 H x W, the model's input before normalisation
     heatmap: np.ndarray  # float H x W in [0, 1]
     probability: float  # P(pneumonia)
-    predicted: str
+    predicted: str  # the decision: NORMAL, PNEUMONIA, or (set by the caller) UNCERTAIN, ...
     true_label: str | None  # from the path's class folder, when it has one
+    note: str | None = None  # why the file's header puts it out of scope
 
 
 def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
@@ -67,18 +68,20 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
 def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[Explanation]:
     """Prediction and Grad-CAM heatmap for each image file."""
     size = loaded.preprocessing.image_size
-    images = np.stack([load_image(p, size) for p in paths])
-    explanations = explain_pixels(loaded, images, threshold)
-    for e, p in zip(explanations, paths):
-        e.path, e.true_label = str(p), folder_label(Path(p).parent)
+    decoded = [load_image_noted(p, size) for p in paths]
+    explanations = explain_pixels(loaded, np.stack([d[0] for d in decoded]), threshold)
+    for e, p, (_, note) in zip(explanations, paths, decoded):
+        e.path, e.true_label, e.note = str(p), folder_label(Path(p).parent), note
     return explanations
 
 
 def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
-    """`explain_images` for images already decoded at the model's size (N x S x S uint8)."""
+    """`explain_images` for images already decoded at the model's size (N x S x S uint8);
+    `probability` is calibrated, `threshold` on that scale."""
     inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
     with torch.no_grad():
-        probs = torch.sigmoid(loaded.model(inputs).squeeze(1))
+        logits = loaded.model(inputs).squeeze(1)
+    probs = torch.from_numpy(loaded.calibration.apply(logits.numpy()))
     predicted_pneumonia = probs >= threshold
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)
     heatmaps = gradcam_heatmaps(loaded.model, inputs.requires_grad_(True), signs)

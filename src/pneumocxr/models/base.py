@@ -89,6 +89,10 @@ class PneumoNet(nn.Module):
             logits, features = self(self.model_input(unit)), reference_features(self.scope, unit)
         return logits, self.scope(features)
 
+    def scope_ready(self) -> bool:
+        """Has it a scope check to answer with?"""
+        return self.scope is not None
+
     def scope_features(self, unit: torch.Tensor, check: ScopeCheck) -> list[torch.Tensor]:
         """The pooled features `check` reads (for fitting it)."""
         if check.source == OWN:

@@ -9,15 +9,10 @@ robustly than any one of them (docs/BENCHMARKS.md).
 
 from __future__ import annotations
 
-import datetime as dt
-import shutil
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pneumocxr import CLASS_NAMES, __version__
 from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.base import PneumoNet
@@ -71,6 +66,9 @@ class Ensemble(PneumoNet):
             return logits, None
         return logits, torch.stack(scopes).amax(dim=0)
 
+    def scope_ready(self) -> bool:
+        return all(m.scope_ready() for m in self.members)
+
     def stages(self) -> list[nn.Module]:
         return [self]  # trained member by member, never as a whole
 
@@ -79,64 +77,3 @@ class Ensemble(PneumoNet):
 
     def gradcam_layer(self) -> nn.Module:
         raise PneumoError("Grad-CAM of an ensemble is the mean of its members' (explain/)")
-
-
-MEMBERS_DIR = "members"
-
-
-ENSEMBLE_FILES = {"model.json", MEMBERS_DIR}
-
-
-def save_ensemble(members, directory, extra: dict | None = None, overwrite: bool = False):
-    """An ensemble folder: model.json naming the members, and each member's own model files
-    copied unchanged under members/ (so their hashes and metadata still hold).
-
-    The folder is built beside `directory` and then put in its place, so a reader never sees
-    a half-written ensemble."""
-    from pneumocxr.fileio import replace_dir, write_json
-    from pneumocxr.models.io import ENSEMBLE_FORMAT, META_NAME
-
-    directory = Path(directory)
-    ensemble = Ensemble([m.model for m in members])
-    entries = []
-    with replace_dir(directory, ENSEMBLE_FILES, overwrite, "ensemble") as staging:
-        for i, member in enumerate(members, start=1):
-            folder = Path(MEMBERS_DIR) / f"{i}-{member.meta['architecture']}"
-            (staging / folder).mkdir(parents=True)
-            weights = member.meta["weights"]["file"]
-            for name in (META_NAME, weights):
-                shutil.copy2(member.path / name, staging / folder / name)
-            entries.append({"path": folder.as_posix(), "from": str(member.path)})
-        meta = {
-            "format": ENSEMBLE_FORMAT,
-            "architecture": Ensemble.name,
-            "combine": "mean of the members' logits",
-            "members": entries,
-            "preprocessing": ensemble.preprocessing().to_json(),
-            "class_names": list(CLASS_NAMES),
-            "output": "one logit; sigmoid(logit) = P(PNEUMONIA)",
-            "threshold": 0.5,
-            "pneumocxr_version": __version__,
-            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            **(extra or {}),
-        }
-        write_json(staging / META_NAME, meta)
-    return directory / META_NAME
-
-
-def load_ensemble(meta_path: Path, meta: dict):
-    from pneumocxr.models.io import LoadedModel, load_model
-
-    try:
-        entries = [entry["path"] for entry in meta["members"]]
-    except (KeyError, TypeError) as err:
-        raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
-    root = meta_path.parent.resolve()
-    members = []
-    for entry in entries:
-        folder = (root / entry).resolve()
-        if root not in folder.parents:  # members live inside the ensemble's folder
-            raise PneumoError(f"{meta_path}: member {entry!r} lies outside the ensemble folder")
-        members.append(load_model(folder).model)
-    ensemble = Ensemble(members).eval()
-    return LoadedModel(ensemble, meta, meta_path.parent)

@@ -1,39 +1,61 @@
-"""Exported models: `model.safetensors` (tensors only) + `model.json` (everything else).
+"""Model folders: `model.safetensors` (tensors) + `model.json` (everything else); the one place
+models are saved and loaded, single models and ensembles alike.
 
 Nothing here unpickles. When a model's backbone weights ship with an installed package
 (EfficientNet-Lite0), only the tensors that differ from them are stored, and the JSON names
 the base file and its SHA-256 so a changed base is detected instead of silently used.
 
-Loading checks integrity before a model may answer: model.json is written after the weights
-and records their SHA-256 and the names of the stored tensors, so damaged, edited or
-half-written weights (a kill between the two files) fail with one line; every tensor the
-architecture needs must come from the file or the verified base, with its shape and dtype.
+A folder is used only if everything in it that shapes an answer is what was exported:
+model.json records the weights' SHA-256 (written second, so a kill between the two files is
+detected), and the weights file's own header carries a copy of every answer-shaping field of
+model.json (architecture, preprocessing, threshold, calibration, UNCERTAIN band, scope check,
+the stored tensors, an ensemble's members). Editing one of them in model.json, or the weights
+file, is refused with a message that names the field; `pneumocxr export` is the way to change
+a threshold. Every tensor the architecture needs must come from the file or the verified base,
+with its shape and dtype.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
+import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pneumocxr import CLASS_NAMES, __version__
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import atomic_path, read_json, write_json
+from pneumocxr.fileio import atomic_path, read_json, replace_dir, write_json
 from pneumocxr.models.base import PneumoNet, Preprocessing
+from pneumocxr.models.calibration import Band, Calibration
+from pneumocxr.models.ensemble import Ensemble
 from pneumocxr.models.registry import model_class
+from pneumocxr.models.scope import METHOD, PREFIX, ScopeCheck
 from pneumocxr.models.weights import read_packaged, sha256
 
-FORMAT = "pneumocxr-model/1"
-ENSEMBLE_FORMAT = "pneumocxr-ensemble/1"
+FORMAT = "pneumocxr-model/2"
+ENSEMBLE_FORMAT = "pneumocxr-ensemble/2"
+LEGACY_MODEL, LEGACY_ENSEMBLE = "pneumocxr-model/1", "pneumocxr-ensemble/1"  # `export` reads them
+LEGACY = (LEGACY_MODEL, LEGACY_ENSEMBLE)
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "model.json"
+MEMBERS_DIR = "members"
 MODEL_FILES = {WEIGHTS_NAME, META_NAME}
+ENSEMBLE_FILES = {WEIGHTS_NAME, META_NAME, MEMBERS_DIR}
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 MAX_INPUT_SIZE = 2048  # pixels a side; larger inputs would take minutes and gigabytes
+OUTPUT = "one logit; calibrated sigmoid = P(PNEUMONIA)"
+# The fields of model.json that decide an answer; the weights file's header holds a copy.
+ANSWER_FIELDS = ("format", "architecture", "preprocessing", "class_names", "threshold",
+                 "calibration", "uncertain", "scope", "members")  # fmt: skip
+WEIGHT_FIELDS = ("file", "dtype", "base", "tensors")
 
 
 @dataclass
@@ -48,9 +70,23 @@ class LoadedModel:
 
     @property
     def threshold(self) -> float:
+        """The operating threshold, on the calibrated scale."""
         return float(self.meta.get("threshold", 0.5))
 
+    @cached_property
+    def calibration(self) -> Calibration:
+        return Calibration.from_json(self.meta.get("calibration"))
 
+    @cached_property
+    def band(self) -> Band | None:
+        return Band.from_json(self.meta.get("uncertain"), self.threshold)
+
+    @property
+    def has_scope(self) -> bool:
+        return self.model.scope_ready()
+
+
+# -- saving ---------------------------------------------------------------------------------
 def save_model(model: PneumoNet, directory, extra: dict | None = None, dtype=torch.float32):
     """Write model.safetensors and model.json into `directory` (atomically, each)."""
     directory = Path(directory)
@@ -59,20 +95,16 @@ def save_model(model: PneumoNet, directory, extra: dict | None = None, dtype=tor
     if base is not None:
         state = {k: v for k, v in state.items() if not _same(v, base["tensors"].get(k))}
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    with atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT})
-    # Written second, naming the weights' hash: a kill between the two files is detected.
     meta = {
         "format": FORMAT,
         "architecture": model.name,
         "preprocessing": model.preprocessing().to_json(),
         "class_names": list(CLASS_NAMES),
-        "output": "one logit; sigmoid(logit) = P(PNEUMONIA)",
+        "output": OUTPUT,
         "threshold": 0.5,
         "weights": {
             "file": WEIGHTS_NAME,
             "dtype": str(dtype).replace("torch.", ""),
-            "sha256": sha256(directory / WEIGHTS_NAME),
             "pretrained_from": model.weights_source,
             "base": None if base is None else {"file": base["file"], "sha256": base["sha256"]},
             "tensors": sorted(state),
@@ -81,20 +113,97 @@ def save_model(model: PneumoNet, directory, extra: dict | None = None, dtype=tor
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
+    if model.scope is not None:
+        meta["scope"] = scope_record(model.scope, meta.get("scope"))
+    return _write(directory, state, meta)
+
+
+def scope_record(check: ScopeCheck, given: dict | None = None) -> dict:
+    """What model.json says of a scope check: how it scores, whose features, what it was fitted
+    on (`given` carries the last)."""
+    record = {"method": METHOD, "features": check.source, "size": check.size, "dims": check.dims}
+    return {**record, **{k: v for k, v in (given or {}).items() if k not in record}}
+
+
+def _write(directory: Path, state: dict, meta: dict) -> Path:
+    """Weights first (their header holding the answer record), then model.json naming their
+    hash: a kill between the two is detected."""
+    header = {"format": meta["format"], "answer": _canonical(answer_record(meta))}
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata=header)
+    meta["weights"]["sha256"] = sha256(directory / WEIGHTS_NAME)
     write_json(directory / META_NAME, meta)
     return directory / META_NAME
 
 
-def load_model(path) -> LoadedModel:
-    """Load an exported model from its folder, its model.json or its .safetensors file."""
+def answer_record(meta: dict) -> dict:
+    """The fields of model.json that shape an answer (the weights' own hash aside)."""
+    record = {k: meta.get(k) for k in ANSWER_FIELDS}
+    weights = meta.get("weights") if isinstance(meta.get("weights"), dict) else {}
+    record["weights"] = {k: weights.get(k) for k in WEIGHT_FIELDS}
+    return json.loads(_canonical(record))  # numbers as JSON has them
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def save_ensemble(members: list[LoadedModel], directory, extra: dict | None = None,
+                  overwrite: bool = False) -> Path:  # fmt: skip
+    """An ensemble folder: model.json naming the members, each member's own model files copied
+    unchanged under members/ (so their hashes and records still hold), and a tensorless
+    model.safetensors whose header records the answer-shaping fields. Built beside `directory`
+    and then put in its place, so a reader never sees a half-written ensemble."""
+    directory = Path(directory)
+    ensemble = Ensemble([m.model for m in members])
+    entries = []
+    with replace_dir(directory, ENSEMBLE_FILES, overwrite, "ensemble") as staging:
+        for i, member in enumerate(members, start=1):
+            folder = Path(MEMBERS_DIR) / f"{i}-{member.meta['architecture']}"
+            (staging / folder).mkdir(parents=True)
+            for name in (META_NAME, member.meta["weights"]["file"]):
+                shutil.copy2(member.path / name, staging / folder / name)
+            entries.append({"path": folder.as_posix(), "answer": _digest(member.meta)})
+        meta = {
+            "format": ENSEMBLE_FORMAT,
+            "architecture": Ensemble.name,
+            "combine": "mean of the members' logits; out of scope when any member says so",
+            "members": entries,
+            "preprocessing": ensemble.preprocessing().to_json(),
+            "class_names": list(CLASS_NAMES),
+            "output": OUTPUT,
+            "threshold": 0.5,
+            "weights": {"file": WEIGHTS_NAME, "dtype": "float32", "base": None, "tensors": []},
+            "pneumocxr_version": __version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            **(extra or {}),
+        }
+        _write(staging, {}, meta)
+    return directory / META_NAME
+
+
+def _digest(meta: dict) -> str:
+    """A member's answer record and weights, in one SHA-256."""
+    record = {**answer_record(meta), "sha256": meta["weights"].get("sha256")}
+    return hashlib.sha256(_canonical(record).encode()).hexdigest()
+
+
+# -- loading --------------------------------------------------------------------------------
+def load_model(path, legacy: bool = False) -> LoadedModel:
+    """Load a model folder, its model.json or its .safetensors file (an ensemble too).
+
+    `legacy` lets `export` read folders written before model.json's record existed."""
     meta_path = _meta_path(Path(path))
     meta = read_json(meta_path)
     found = meta.get("format") if isinstance(meta, dict) else None
-    if found == ENSEMBLE_FORMAT:
-        from pneumocxr.models.ensemble import load_ensemble
-
-        return load_ensemble(meta_path, meta)
-    if found != FORMAT:
+    if found in LEGACY and not legacy:
+        raise PneumoError(
+            f"{meta_path.parent} was exported by an earlier pneumocxr, without a record of what "
+            f"shapes its answers; re-export it: pneumocxr export {meta_path.parent} --out NEW"
+        )
+    if found in (ENSEMBLE_FORMAT, LEGACY_ENSEMBLE):
+        return _load_ensemble(meta_path, meta, legacy)
+    if found not in (FORMAT, LEGACY_MODEL):
         raise PneumoError(f"{meta_path} is not a pneumocxr model file (format {found!r})")
     try:
         cls = model_class(meta["architecture"])
@@ -104,17 +213,12 @@ def load_model(path) -> LoadedModel:
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
     check_meta(meta, cls, prep, meta_path)
-    weights_path = meta_path.parent / weights_file
-    if not weights_path.is_file():
-        raise PneumoError(f"weights file missing next to {meta_path}: {weights_path.name}")
-    if sha256(weights_path) != record.get("sha256"):
-        raise PneumoError(
-            f"{weights_path} does not match {meta_path.name} (SHA-256 differs): the model was "
-            "changed, damaged or half-written; export or train it again"
-        )
+    weights_path = _verified_weights(meta_path, meta, weights_file, found == FORMAT)
     if base:
         _check_base(cls, base)  # before loading it, so a changed file fails with this message
     model = cls.create(prep.image_size, weights="default" if base else "none")
+    if meta.get("scope"):
+        model.scope = _scope_shell(meta["scope"], meta_path)
     try:
         state = load_file(str(weights_path))
     except Exception as err:  # safetensors raises its own error types
@@ -126,6 +230,87 @@ def load_model(path) -> LoadedModel:
     return LoadedModel(model, meta, meta_path.parent)
 
 
+def _verified_weights(meta_path: Path, meta: dict, name: str, recorded: bool) -> Path:
+    """The weights file, if its hash is model.json's and its header's record is model.json's."""
+    weights_path = meta_path.parent / name
+    if not weights_path.is_file():
+        raise PneumoError(f"weights file missing next to {meta_path}: {weights_path.name}")
+    if sha256(weights_path) != meta["weights"].get("sha256"):
+        raise PneumoError(
+            f"{weights_path} does not match {meta_path.name} (SHA-256 differs): the model was "
+            "changed, damaged or half-written; export or train it again"
+        )
+    if recorded:
+        _check_record(weights_path, meta, meta_path)
+    return weights_path
+
+
+def _check_record(weights_path: Path, meta: dict, meta_path: Path) -> None:
+    try:
+        with safe_open(str(weights_path), "pt") as handle:
+            exported = json.loads((handle.metadata() or {})["answer"])
+    except Exception:  # no header record, or not readable
+        raise PneumoError(f"{weights_path} has no record of its model.json; re-export it") from None
+    current = answer_record(meta)
+    for key in sorted(set(exported) | set(current)):
+        if exported.get(key) != current.get(key):
+            raise PneumoError(
+                f"{meta_path}: {_what_differs(key, current.get(key), exported.get(key))} is "
+                "not what was exported with these weights (model.json was edited or damaged); "
+                "export the model again to change it (pneumocxr export M --out DIR --threshold ...)"
+            )
+
+
+def _what_differs(key: str, now, then) -> str:
+    """'threshold 0 (exported: 0.856)', or the first differing entry of a record."""
+    if isinstance(now, dict) and isinstance(then, dict):
+        for sub in sorted(set(now) | set(then)):
+            if now.get(sub) != then.get(sub):
+                return _what_differs(f"{key}.{sub}", now.get(sub), then.get(sub))
+    if isinstance(now, list) and isinstance(then, list) and len(now) != len(then):
+        return f"{key} ({len(now)} entries; exported: {len(then)})"
+    return f"{key} {_short(now)} (exported: {_short(then)})"
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _scope_shell(record, where: Path) -> ScopeCheck:
+    """An empty scope check of the recorded shape, to load the stored tensors into."""
+    try:
+        dims = [int(d) for d in record["dims"]]
+        source, size = record["features"], record.get("size")
+        if not dims or min(dims) < 1 or (size is not None and not 16 <= int(size) <= 1024):
+            raise ValueError(record)
+    except (KeyError, TypeError, ValueError):
+        raise PneumoError(f"{where} is damaged: invalid scope record") from None
+    return ScopeCheck(dims, source, None if size is None else int(size))
+
+
+def _load_ensemble(meta_path: Path, meta: dict, legacy: bool) -> LoadedModel:
+    try:
+        entries = list(meta["members"])
+        paths = [entry["path"] for entry in entries]
+    except (KeyError, TypeError) as err:
+        raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
+    _check_threshold(meta, meta_path)
+    if meta.get("format") == ENSEMBLE_FORMAT:
+        _verified_weights(meta_path, meta, WEIGHTS_NAME, True)
+    root = meta_path.parent.resolve()
+    members = []
+    for entry, path in zip(entries, paths):
+        folder = (root / path).resolve()
+        if root not in folder.parents:  # members live inside the ensemble's folder
+            raise PneumoError(f"{meta_path}: member {path!r} lies outside the ensemble folder")
+        member = load_model(folder, legacy)
+        if meta.get("format") == ENSEMBLE_FORMAT and _digest(member.meta) != entry.get("answer"):
+            raise PneumoError(f"{meta_path}: member {path} is not the one the ensemble was made of")
+        members.append(member.model)
+    return LoadedModel(Ensemble(members).eval(), meta, meta_path.parent)
+
+
 def check_meta(meta: dict, cls: type[PneumoNet], prep: Preprocessing, where: Path) -> None:
     """Refuse a model.json whose values no export writes (they would be used blindly)."""
     problems = []
@@ -135,9 +320,6 @@ def check_meta(meta: dict, cls: type[PneumoNet], prep: Preprocessing, where: Pat
         problems.append(f"image size {prep.image_size!r}")
     if not _valid_normalisation(prep):
         problems.append("normalisation")
-    threshold = meta.get("threshold", 0.5)
-    if not _finite([threshold]) or not 0 <= threshold <= 1:
-        problems.append(f"threshold {threshold!r}")
     if meta.get("class_names", list(CLASS_NAMES)) != list(CLASS_NAMES):
         problems.append("class names")
     record = meta["weights"]
@@ -155,6 +337,19 @@ def check_meta(meta: dict, cls: type[PneumoNet], prep: Preprocessing, where: Pat
         problems.append("training summary")
     if problems:
         raise PneumoError(f"{where} is damaged: invalid {', '.join(problems)}")
+    _check_threshold(meta, where)
+
+
+def _check_threshold(meta: dict, where: Path) -> None:
+    """Threshold in [0, 1]; calibration and band records that parse and fit around it."""
+    threshold = meta.get("threshold", 0.5)
+    if not _finite([threshold]) or not 0 <= threshold <= 1:
+        raise PneumoError(f"{where} is damaged: invalid threshold {threshold!r}")
+    try:
+        Calibration.from_json(meta.get("calibration"))
+        Band.from_json(meta.get("uncertain"), threshold)
+    except PneumoError as err:
+        raise PneumoError(f"{where} is damaged: invalid {err}") from None
 
 
 def _valid_normalisation(prep: Preprocessing) -> bool:
@@ -212,8 +407,8 @@ def _load_state(model: PneumoNet, state: dict, record: dict, base: set, where: P
 
 
 def _base_keys(model: PneumoNet) -> set[str]:
-    """The tensors a packaged base provides: all but the new head (see `load_pretrained`)."""
-    return {k for k in model.state_dict() if not k.startswith("head.")}
+    """The tensors a packaged base provides: all but the new head and the scope check."""
+    return {k for k in model.state_dict() if not k.startswith(("head.", PREFIX))}
 
 
 def _finite(values) -> bool:

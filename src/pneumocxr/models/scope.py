@@ -178,7 +178,9 @@ def fit_scope(model: nn.Module, train_pixels: torch.Tensor, heldout_pixels: torc
 def _fit_distances(check: ScopeCheck, features: list[torch.Tensor]) -> None:
     """Per stage: standardise, then the Cholesky factor of the Ledoit-Wolf precision."""
     for k, f in enumerate(features):
-        mean, scale = f.mean(0), f.std(0).clamp_min(1e-6)
+        # A channel silent in training must not turn a faint activation into a huge distance.
+        spread = f.std(0)
+        mean, scale = f.mean(0), spread.clamp_min(1e-2 * float(spread.mean()) + 1e-6)
         getattr(check, f"mean_{k}").copy_(mean)
         getattr(check, f"scale_{k}").copy_(scale)
         precision = ledoit_wolf_precision(((f - mean) / scale).double())

@@ -28,6 +28,15 @@ class FlipTTA(PneumoNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.inner(x) + self.inner(x.flip(-1))) / 2
 
+    def logits_and_scope(self, unit: torch.Tensor):
+        """Mean logit of the image and its mirror; the scope check of the image as it is."""
+        logits, scope = self.inner.logits_and_scope(unit)
+        mirrored = self.inner(self.inner.model_input(unit.flip(-1)))
+        return (logits + mirrored) / 2, scope
+
+    def scope_ready(self) -> bool:
+        return self.inner.scope_ready()
+
     def stages(self) -> list[nn.Module]:
         return [self]
 

@@ -51,10 +51,21 @@ class Limits:
     decode_slots: int = 4  # uploads decoded at once: bounds memory, 2 cores gain nothing more
 
 
-class Prediction(BaseModel):
-    label: str = Field(description="PNEUMONIA when p_pneumonia >= threshold, else NORMAL")
-    p_pneumonia: float = Field(description="The model's probability of pneumonia, 0 to 1")
-    threshold: float = Field(description="The decision threshold the label used")
+class PredictionOut(BaseModel):
+    label: str = Field(
+        description="NORMAL, PNEUMONIA, UNCERTAIN (refer to a person: between the model's "
+        "referral limits) or OUT_OF_SCOPE (not an image the model knows; see reason)"
+    )
+    p_pneumonia: float = Field(description="The model's calibrated probability of pneumonia")
+    in_scope: bool = Field(description="False when the image is unlike the training X-rays")
+    scope_score: float | None = Field(
+        description="Above 1: unlike the model's training X-rays; null with scope_check=false"
+    )
+    reason: str = Field("", description="Why OUT_OF_SCOPE or UNCERTAIN; empty otherwise")
+    threshold: float = Field(description="The decision threshold (calibrated scale)")
+    uncertain_band: list[float] | None = Field(
+        None, description="[low, high): UNCERTAIN when low <= p_pneumonia < high"
+    )
     model: str = Field(description="The model's name: architecture and training run")
     gradcam_png: str | None = Field(
         None, description="With gradcam=true: base64 PNG, the Grad-CAM heatmap over the image"
@@ -129,22 +140,32 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
     async def predict(
         file: Annotated[UploadFile, File(description="A JPEG, PNG or DICOM file")],
         gradcam: Annotated[bool, Query(description="Add the Grad-CAM heatmap (slower)")] = False,
-    ) -> Prediction:
+        scope_check: Annotated[
+            bool, Query(description="false: label every image, even one out of scope (research)")
+        ] = True,
+    ) -> PredictionOut:
         with batcher.arriving():
             data = await file.read(limits.max_upload_bytes + 1)
             if len(data) > limits.max_upload_bytes:
                 raise HTTPException(413, f"upload too large: the limit is {megabytes}")
             async with decode_slots:
-                upload = await run_in_threadpool(_decode, service, data, file.filename, gradcam)
+                upload = await run_in_threadpool(
+                    _decode, service, data, file.filename, gradcam, scope_check
+                )
             del data
         outcome = await batcher.submit(upload)
-        result = Prediction(
-            label=service.label(outcome.probability),
-            p_pneumonia=outcome.probability,
+        answer, band = outcome.answer, service.settings.band
+        result = PredictionOut(
+            label=answer.label,
+            p_pneumonia=answer.p_pneumonia,
+            in_scope=answer.in_scope,
+            scope_score=answer.scope_score,
+            reason=answer.reason,
             threshold=service.threshold,
+            uncertain_band=None if band is None else [band.low, band.high],
             model=service.name,
         )
-        if gradcam:
+        if gradcam and outcome.heatmap is not None:
             pictures = await run_in_threadpool(service.pictures, upload, outcome)
             result.gradcam_png, result.image_png = pictures
         return result
@@ -154,9 +175,9 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:g} MB"
 
 
-def _decode(service: Service, data: bytes, filename: str | None, gradcam: bool):
+def _decode(service: Service, data: bytes, filename: str | None, gradcam: bool, scope: bool):
     try:
-        return service.decode(data, filename, gradcam)
+        return service.decode(data, filename, gradcam, scope)
     except UnsupportedImage as err:
         raise HTTPException(415, str(err)) from None
     except PneumoError as err:

@@ -7,9 +7,8 @@ were on the training machine, which is nobody's business.
 from __future__ import annotations
 
 import math
-import re
-from pathlib import PurePath
 
+from pneumocxr.display import without_paths as _without_paths
 from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
 from pneumocxr.models.io import LoadedModel
 
@@ -65,14 +64,3 @@ def _data_name(value) -> str | None:
     if isinstance(value, dict):
         value = value.get("name") or value.get("path")
     return _without_paths(value)
-
-
-# A word (between spaces, brackets, commas) with a slash in it: a path, POSIX or Windows.
-PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
-
-
-def _without_paths(text) -> str | None:
-    """The text with every path cut to its last part, at most 200 characters."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    return PATH_WORD.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]

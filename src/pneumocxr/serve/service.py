@@ -1,28 +1,29 @@
-"""What the app does with an upload, through the same functions as the CLI.
+"""What the app does with an upload, through the same functions as the CLI and the API.
 
 Decoding is `data.decode.read_gray_bytes` + `squash` (the `predict` path's decoding, from
-memory), prediction `evaluation.inference.predict_images`, Grad-CAM
-`explain.gradcam.explain_pixels` and `overlay`. Nothing here computes anything of its own.
+memory, with the DICOM header's scope note), answers `evaluation.inference.predict_arrays`
+(scope check, calibration, decision), Grad-CAM `explain.gradcam.explain_pixels` and `overlay`.
+Nothing here computes anything of its own.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from pneumocxr.data.decode import read_gray_bytes, squash
+from pneumocxr.data.decode import SCOPE_NOTE, read_gray_bytes, squash
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.evaluation.inference import (
-    choose_threshold,
-    label_for,
+    Prediction,
+    Settings,
     model_name,
-    predict_images,
+    predict_arrays,
     resolve_model,
 )
 from pneumocxr.explain.gradcam import explain_pixels, overlay
@@ -38,26 +39,30 @@ class Upload:
     pixels: np.ndarray  # S x S uint8, the model's size
     display: np.ndarray | None  # H x W uint8, aspect kept, at most DISPLAY_SIZE
     gradcam: bool
+    note: str | None = None  # why the DICOM header puts it out of scope
+    scope_check: bool = True
 
 
 @dataclass
 class Outcome:
-    probability: float
+    answer: Prediction
     heatmap: np.ndarray | None
 
 
 class Service:
-    def __init__(self, loaded: LoadedModel, threshold: float, max_pixels: int):
-        self.loaded, self.threshold, self.max_pixels = loaded, threshold, max_pixels
+    def __init__(self, loaded: LoadedModel, settings: Settings, max_pixels: int):
+        self.loaded, self.settings, self.max_pixels = loaded, settings, max_pixels
+        self.threshold = settings.threshold
         self.name = model_name(loaded)
         self.size = loaded.preprocessing.image_size
 
     @classmethod
     def load(cls, model=None, threshold="model", max_pixels: int = 40_000_000) -> Service:
         loaded = resolve_model(model)
-        return cls(loaded, choose_threshold(threshold, loaded), max_pixels)
+        return cls(loaded, Settings.of(loaded, threshold), max_pixels)
 
-    def decode(self, data: bytes, filename: str | None, gradcam: bool) -> Upload:
+    def decode(self, data: bytes, filename: str | None, gradcam: bool,
+               scope_check: bool = True) -> Upload:  # fmt: skip
         """Raises PneumoError (UnsupportedImage for what is not JPEG, PNG or DICOM)."""
         dicom = Path(filename or "").suffix.lower() in DICOM_SUFFIXES
         gray = read_gray_bytes(data, self.max_pixels, dicom=dicom)
@@ -66,25 +71,30 @@ class Service:
             shown = gray.copy()
             shown.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.BILINEAR)
             display = np.asarray(shown, dtype=np.uint8)
-        return Upload(squash(gray, self.size), display, gradcam)
+        note = gray.info.get(SCOPE_NOTE)
+        return Upload(squash(gray, self.size), display, gradcam, note, scope_check)
 
     def run_batch(self, uploads: list[Upload]) -> list[Outcome]:
-        """One forward pass for the plain requests, one Grad-CAM pass for the others."""
+        """One forward pass (with the scope check) per setting of the batch, then Grad-CAM for
+        the in-scope images that asked for it (an image out of scope gets no heat map)."""
         outcomes: list[Outcome | None] = [None] * len(uploads)
-        plain = [i for i, u in enumerate(uploads) if not u.gradcam]
-        explained = [i for i, u in enumerate(uploads) if u.gradcam]
-        if plain:
-            pixels = torch.from_numpy(np.stack([uploads[i].pixels for i in plain]))[:, None]
-            for i, p in zip(plain, predict_images(self.loaded, pixels, len(plain))):
-                outcomes[i] = Outcome(float(p), None)
+        for scope_check in (True, False):
+            chosen = [i for i, u in enumerate(uploads) if u.scope_check == scope_check]
+            if not chosen:
+                continue
+            pixels = torch.from_numpy(np.stack([uploads[i].pixels for i in chosen]))[:, None]
+            settings = replace(self.settings, scope_check=scope_check)
+            notes = [uploads[i].note for i in chosen]
+            found = predict_arrays(self.loaded, pixels, settings, notes=notes,
+                                   batch_size=len(chosen))  # fmt: skip
+            for i, answer in zip(chosen, found):
+                outcomes[i] = Outcome(answer, None)
+        explained = [i for i, u in enumerate(uploads) if u.gradcam and outcomes[i].answer.in_scope]
         if explained:
             images = np.stack([uploads[i].pixels for i in explained])
             for i, e in zip(explained, explain_pixels(self.loaded, images, self.threshold)):
-                outcomes[i] = Outcome(e.probability, e.heatmap)
+                outcomes[i].heatmap = e.heatmap
         return outcomes
-
-    def label(self, probability: float) -> str:
-        return label_for(probability, self.threshold)
 
     @staticmethod
     def pictures(upload: Upload, outcome: Outcome) -> tuple[str, str]:

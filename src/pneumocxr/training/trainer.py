@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,17 @@ from pneumocxr.data.split import PROTOCOLS, split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
 from pneumocxr.models.base import PneumoNet
+from pneumocxr.models.calibration import (
+    METHODS,
+    calibration_error,
+    fit_band,
+    fit_calibration,
+    sigmoid,
+)
 from pneumocxr.models.io import save_model
-from pneumocxr.models.predict import predict_pixels
+from pneumocxr.models.predict import predict_logits
 from pneumocxr.models.registry import build_model, model_class
+from pneumocxr.models.scope import MAX_TRAIN, fit_scope
 from pneumocxr.models.summary import parameter_counts, summary_text
 from pneumocxr.training import rundir
 from pneumocxr.training.checkpoints import (
@@ -113,6 +122,9 @@ class TrainConfig:
     lr_factor: float = 0.3
     min_lr: float = 1e-6
     limit: int | None = None  # use about this many images, whole patients (800 with --quick)
+    calibrate_on: str | None = None  # a labelled folder; default: the validation split
+    calibration: str = "platt"  # platt, temperature, isotonic or none (models/calibration.py)
+    refer_at_most: float = 0.08  # UNCERTAIN band's budget (docs/VALIDATION.md); 0 turns it off
     strict: bool = False
     quick: bool = False
     # Passed to Lightning's Trainer (training/scaling.py, docs/SCALING.md).
@@ -150,6 +162,12 @@ class TrainConfig:
             raise PneumoError(f"--select-on must be 'val' or 'external', got {self.select_on!r}")
         if self.select_on == "external" and not self.external:
             raise PneumoError("--select-on external needs --external DIR")
+        if self.calibration not in METHODS:
+            raise PneumoError(
+                f"--calibration must be one of {', '.join(METHODS)}, got {self.calibration!r}"
+            )
+        if not 0 <= self.refer_at_most < 1:
+            raise PneumoError("--refer-at-most must be in [0, 1)")
         if self.class_weight not in ("none", "balanced"):
             raise PneumoError(
                 f"--class-weight must be 'none' or 'balanced', got {self.class_weight!r}"
@@ -456,29 +474,50 @@ def _class_weights(dataset: Dataset, mode: str) -> tuple[float, float]:
 
 
 def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path, external=None):
-    """Export the model with its validation figures at its threshold (0.5, the tutorial's; the
-    threshold Youden's J picks on validation is recorded too: it did not transfer better to
-    other hospitals' images, docs/BENCHMARKS.md)."""
-    threshold = 0.5
-    val = dataset.split_index()["val"]
+    """Fit the scope check, calibrate, fit the UNCERTAIN band, and export the model with its
+    validation figures. The decision stays the tutorial's (sigmoid 0.5), moved to the
+    calibrated scale; the threshold Youden's J picks on validation is recorded too (it did not
+    transfer better to other hospitals' images, docs/BENCHMARKS.md)."""
+    splits = dataset.split_index()
+    val = splits["val"]
     labels = dataset.labels[val].numpy()
-    probs = predict_pixels(model, dataset.pixels[val])
+    val_logits = predict_logits(model, dataset.pixels[val])
+    model.scope, scope = _fit_scope(cfg, model, dataset, run_dir)
+    calib_logits, calib_labels, calib_name = _calibration_set(cfg, model, dataset, val_logits)
+    calibration = fit_calibration(calib_logits, calib_labels, cfg.calibration, calib_name)
+    threshold = float(calibration.apply(0.0))  # sigmoid 0.5 on the calibrated scale
+    calibrated = calibration.apply(calib_logits)
+    band = None
+    if cfg.refer_at_most > 0:
+        band = fit_band(calibrated, calib_labels, threshold, cfg.refer_at_most, calib_name)
+    probs = calibration.apply(val_logits)
     val_metrics = summary_metrics(labels, probs, threshold)
-    validation = {"internal": {**val_metrics, "data": f"val split of {dataset.root}"}}
+    validation = {"internal": {**val_metrics, "data": "val split of the model's run"}}
     if external is not None:
-        ext_probs = predict_pixels(model, external.pixels)
+        ext_probs = calibration.apply(predict_logits(model, external.pixels))
         ext_metrics = summary_metrics(external.labels.numpy(), ext_probs, threshold)
-        selection = "used for selection" if cfg.select_on == "external" else "not used"
-        validation["external"] = {**ext_metrics, "data": f"{external.root} ({selection})"}
+        uses = {"selection": cfg.select_on == "external", "calibration": _same_folder(cfg)}
+        used = [name for name, yes in uses.items() if yes]
+        note = f"used for {' and '.join(used)}" if used else "not used"
+        validation["external"] = {**ext_metrics, "data": f"{Path(external.root).name} ({note})"}
     history = read_history(run_dir)
     extra = {
         "threshold": threshold,
-        "threshold_method": "0.5, the tutorial's",
+        "threshold_logit": 0.0,
+        "threshold_method": "0.5, the tutorial's, on the network's own sigmoid",
         "youden_threshold_val": youden_threshold(labels, probs),
+        "calibration": calibration.to_json(),
+        "calibration_error": {
+            "data": calib_name,
+            "before": calibration_error(calib_labels, sigmoid(calib_logits)),
+            "after": calibration_error(calib_labels, calibrated),
+        },
+        "uncertain": None if band is None else band.to_json(),
+        "scope": scope,
         "validation": validation,
         "training": {
             "run": Path(run_dir).name,
-            "data": str(dataset.root),
+            "data": Path(dataset.root).name,
             "split": cfg.split,
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
@@ -492,7 +531,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
     save_model(model, run_dir, extra)
     for name, m in validation.items():
         log.info(
-            "%s validation: AUC %.4f; at threshold %.2f accuracy %.4f, sensitivity %.4f, "
+            "%s validation: AUC %.4f; at threshold %.3f accuracy %.4f, sensitivity %.4f, "
             "specificity %.4f",
             name,
             m["auc"],
@@ -503,6 +542,42 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
         )
     log.info("exported %s", Path(run_dir) / "model.safetensors")
     return TrainResult(Path(run_dir), model, threshold, val_metrics, validation.get("external"))
+
+
+def _same_folder(cfg: TrainConfig) -> bool:
+    """Is the calibration folder the external one?"""
+    if not cfg.calibrate_on or not cfg.external:
+        return False
+    return Path(cfg.calibrate_on).resolve() == Path(cfg.external).resolve()
+
+
+def _fit_scope(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path):
+    """The scope check, fitted on this run's training split, cut on its validation split."""
+    splits = dataset.split_index()
+    started = time.perf_counter()
+    check = fit_scope(model, dataset.pixels[splits["train"]], dataset.pixels[splits["val"]],
+                      cfg.seed)  # fmt: skip
+    seconds = time.perf_counter() - started
+    fitted = min(len(splits["train"]), MAX_TRAIN)
+    log.info("scope check fitted in %.1f s (%s features)", seconds, check.source)
+    record = {
+        "fit_on": f"train split of {Path(run_dir).name} ({fitted} of {len(splits['train'])} "
+        "images) and synthetic outliers made from others",
+        "cut_on": f"val split of {Path(run_dir).name} ({len(splits['val'])} images)",
+        "fit_seconds": round(seconds, 1),
+    }
+    return check, record
+
+
+def _calibration_set(cfg: TrainConfig, model, dataset: Dataset, val_logits):
+    """(logits, labels, name) of the images calibration is fitted on."""
+    if not cfg.calibrate_on:
+        labels = dataset.labels[dataset.split_index()["val"]].numpy()
+        return val_logits, labels, f"val split ({len(labels)} images)"
+    outside = load_external(cfg.calibrate_on, model.image_size, dataset.table)
+    logits = predict_logits(model, outside.pixels)
+    name = f"{Path(cfg.calibrate_on).name} ({len(logits)} images)"
+    return logits, outside.labels.numpy(), name
 
 
 def _write_run_files(run_dir: Path, cfg: TrainConfig, dataset: Dataset, model) -> None:

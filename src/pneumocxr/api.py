@@ -1,0 +1,152 @@
+"""The Python API: what notebooks, the CLI and the web app call (docs/API.md).
+
+    import pneumocxr
+    model = pneumocxr.load_model("default")
+    result = model.predict("chest.jpeg")      # or a PIL image, a numpy array, or a list
+    result.label, result.p_pneumonia, result.in_scope, result.scope_score
+
+Every answer comes from one path: decode (the same for a file, a PIL image or an array) ->
+the model's forward pass with its scope check -> calibration -> the decision
+(`models.calibration.decide`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pneumocxr.data.decode import gray_from_array, gray_from_image, load_image_noted, squash
+from pneumocxr.errors import PneumoError
+from pneumocxr.evaluation.inference import (
+    Prediction,
+    Settings,
+    expand_inputs,
+    model_name,
+    predict_arrays,
+    predict_files,
+    resolve_model,
+)
+from pneumocxr.models.io import LoadedModel
+
+__all__ = ["Model", "Prediction", "load_model", "train", "evaluate"]
+
+
+@dataclass
+class Model:
+    """A loaded model: weights, preprocessing, calibration, threshold, UNCERTAIN band and scope
+    check, as its folder records them."""
+
+    loaded: LoadedModel
+
+    @property
+    def name(self) -> str:
+        return model_name(self.loaded)
+
+    @property
+    def threshold(self) -> float:
+        """The operating threshold, on the calibrated scale of `p_pneumonia`."""
+        return self.loaded.threshold
+
+    @property
+    def uncertain_band(self) -> tuple[float, float] | None:
+        """(low, high): UNCERTAIN when low <= p_pneumonia < high; None without a band."""
+        band = self.loaded.band
+        return None if band is None else (band.low, band.high)
+
+    @property
+    def image_size(self) -> int:
+        return self.loaded.preprocessing.image_size
+
+    @property
+    def meta(self) -> dict:
+        """model.json, as loaded."""
+        return self.loaded.meta
+
+    def settings(self, threshold=None, scope_check: bool = True) -> Settings:
+        return Settings.of(self.loaded, threshold, scope_check)
+
+    def predict(self, x, *, threshold=None, scope_check: bool = True, batch_size: int = 32):
+        """A Prediction for `x` (a path, a PIL image or a numpy array H x W or H x W x C,
+        uint8 or float), or a list of them for a list. Bad input raises PneumoError."""
+        items = list(x) if isinstance(x, (list, tuple)) else [x]
+        decoded = [self.decode(item) for item in items]
+        pixels = torch.from_numpy(np.stack([d[0] for d in decoded]))[:, None]
+        names = [_name(item) for item in items]
+        found = predict_arrays(self.loaded, pixels, self.settings(threshold, scope_check),
+                               names, [d[1] for d in decoded], batch_size)  # fmt: skip
+        return found if isinstance(x, (list, tuple)) else found[0]
+
+    def predict_paths(self, paths, *, threshold=None, scope_check: bool = True,
+                      batch_size: int = 32):  # fmt: skip
+        """(Predictions, [(path, reason)] unreadable files) for files and folders (searched
+        recursively), decoded in parallel while the model runs: what `pneumocxr predict`
+        prints."""
+        settings = self.settings(threshold, scope_check)
+        return predict_files(self.loaded, expand_inputs(paths), settings, batch_size)
+
+    def decode(self, item) -> tuple[np.ndarray, str | None]:
+        """(uint8 S x S pixels at the model's size, why the header puts it out of scope)."""
+        size = self.image_size
+        if isinstance(item, (str, os.PathLike)):
+            return load_image_noted(item, size)
+        if isinstance(item, Image.Image):
+            return squash(gray_from_image(item), size), None
+        if isinstance(item, np.ndarray):
+            return squash(gray_from_array(item), size), None
+        raise PneumoError(
+            f"cannot predict a {type(item).__name__}: give a path, a PIL image or a numpy array"
+        )
+
+    def gradcam(self, x, *, threshold=None):
+        """Grad-CAM heat map(s) of `x` (as `predict` takes it): float arrays in [0, 1] at the
+        model's input size, for the class the model chose."""
+        from pneumocxr.explain.gradcam import explain_pixels
+
+        items = list(x) if isinstance(x, (list, tuple)) else [x]
+        images = np.stack([self.decode(item)[0] for item in items])
+        cut = self.settings(threshold).threshold
+        maps = [e.heatmap for e in explain_pixels(self.loaded, images, cut)]
+        return maps if isinstance(x, (list, tuple)) else maps[0]
+
+
+def _name(item) -> str | None:
+    return str(item) if isinstance(item, (str, os.PathLike)) else None
+
+
+def load_model(spec="default") -> Model:
+    """ "default" (the shipped model), a model folder, a run folder or a model.json."""
+    return Model(resolve_model(None if spec == "default" else spec))
+
+
+def train(data=None, model: str = "smallnet", out="runs", **options):
+    """Train one model into a new run folder, as `pneumocxr train` does; `options` are its
+    options with underscores (epochs=3, image_size=128, quick=True, ...). Returns the
+    TrainResult (run_dir, threshold, val_metrics, external_metrics)."""
+    from pneumocxr.data.download import resolve_data
+    from pneumocxr.training.trainer import TrainConfig
+    from pneumocxr.training.trainer import train as run_training
+
+    unknown = set(options) - set(TrainConfig.__dataclass_fields__)
+    if unknown:
+        raise PneumoError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    config = TrainConfig(data=str(resolve_data(data)), out=str(out), model=model, **options)
+    return run_training(config)
+
+
+def evaluate(model, data=None, *, split=None, out=None, threshold=None,
+             scope_check: bool = True, overwrite: bool = False) -> dict:  # fmt: skip
+    """Metrics with 95% CIs of `model` (a Model, or what load_model takes) on a labelled
+    folder or a split of its run, as `pneumocxr evaluate` computes them; with `out`, also the
+    folder it writes (predictions.csv, metrics.json, report.txt and the figures)."""
+    from pneumocxr.pipeline import evaluate_only, evaluate_to_folder
+
+    loaded = model.loaded if isinstance(model, Model) else model
+    if out is None:
+        return evaluate_only(loaded, data, split, threshold, scope_check)
+    return evaluate_to_folder(loaded, Path(out), data, split, threshold, overwrite,
+                              scope_check=scope_check)  # fmt: skip
