@@ -12,12 +12,15 @@ gives the logit, and scores them two ways, both fitted on the model's training X
   that a distance reads as close (a negative X-ray has the statistics of an X-ray).
 
 Each score is scaled so that 1 is its cut: the 99.9th percentile on held-out X-rays of the
-model's own run (its validation split). `scope_score` is the larger of the two; above 1 the
+model's own run (its validation split), extrapolated from its top tenth when there are too few
+of them to read it off. `scope_score` is the larger of the two; above 1 the
 image is out of scope. docs/VALIDATION.md ("Out of scope") gives the measurements behind each
 choice.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -215,7 +218,7 @@ def _set_distance_cut(check: ScopeCheck, heldout: list[torch.Tensor]) -> None:
     check.distance_median.copy_(median)
     check.distance_spread.copy_(spread)
     combined = ((distances - median) / spread).mean(1)
-    check.cuts[0] = torch.quantile(combined, CUT_QUANTILE).clamp_min(1e-3)
+    check.cuts[0] = max(tail_quantile(combined), 1e-3)
 
 
 def _fit_discriminant(check, train: list[torch.Tensor], outliers: list[torch.Tensor],
@@ -233,4 +236,20 @@ def _fit_discriminant(check, train: list[torch.Tensor], outliers: list[torch.Ten
     check.cuts[1] = float(fitted.intercept_[0])
     scores = torch.cat(check.standardised(heldout), 1) @ check.discriminant + check.cuts[1]
     check.cuts[2] = scores.median()
-    check.cuts[3] = torch.maximum(torch.quantile(scores, CUT_QUANTILE), check.cuts[2] + 1e-3)
+    check.cuts[3] = max(tail_quantile(scores), float(check.cuts[2]) + 1e-3)
+
+
+TAIL_FROM = 0.9  # the top tenth of held-out scores is modelled as an exponential tail
+
+
+def tail_quantile(scores: torch.Tensor, q: float = CUT_QUANTILE) -> float:
+    """The `q` quantile of held-out scores, never below an exponential tail's extrapolation:
+    with 50 validation images the empirical 99.9th percentile is just their maximum, and one
+    in-scope image in fifty would be refused."""
+    scores = scores.double()
+    empirical = float(torch.quantile(scores, q))
+    start = float(torch.quantile(scores, TAIL_FROM))
+    excess = scores[scores > start] - start
+    if not len(excess):
+        return empirical
+    return max(empirical, start + float(excess.mean()) * math.log((1 - TAIL_FROM) / (1 - q)))

@@ -35,6 +35,9 @@ def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
         "pneumocxr_version": meta.get("pneumocxr_version"),
         "pretrained_from": _dict(meta.get("weights")).get("pretrained_from"),
         "validation": {"internal": internal, "external": _figures(validation.get("external"))},
+        "uncertain_band": _band(meta.get("uncertain")),
+        "calibration": _calibration_text(meta),
+        "scope": _scope_text(meta.get("scope")),
         "card_markdown": card.read_text(encoding="utf-8") if card.is_file() else None,
     }
 
@@ -64,3 +67,39 @@ def _data_name(value) -> str | None:
     if isinstance(value, dict):
         value = value.get("name") or value.get("path")
     return _without_paths(value)
+
+
+def _band(record) -> list[float] | None:
+    if not isinstance(record, dict):
+        return None
+    low, high = _number(record.get("low")), _number(record.get("high"))
+    return None if low is None or high is None or low >= high else [low, high]
+
+
+def _calibration_text(meta: dict) -> str | None:
+    """One sentence: how P(pneumonia) was calibrated, and its error before and after."""
+    record = _dict(meta.get("calibration"))
+    if record.get("method") in (None, "none"):
+        return "P(pneumonia) is the network's own sigmoid, not calibrated."
+    text = (
+        f"P(pneumonia) is calibrated ({record['method']}) on {_without_paths(record.get('fit_on'))}"
+    )
+    error = _dict(meta.get("calibration_error"))
+    before, after = _number(error.get("before")), _number(error.get("after"))
+    if before is not None and after is not None:
+        text += f"; calibration error (ECE) there {before:.3f} before, {after:.3f} after"
+    return text + "."
+
+
+def _scope_text(record) -> str | None:
+    record = _dict(record)
+    if not record:
+        return "This model has no scope check: it labels any image."
+    features = (
+        "its own features"
+        if record.get("features") == "own"
+        else (f"{record.get('features')} features")
+    )
+    fitted = _without_paths(record.get("fit_on")) or "its training X-rays"
+    return (f"Images unlike its training X-rays are refused as OUT_OF_SCOPE (scope check on "
+            f"{features}, fitted on the {fitted}).")  # fmt: skip

@@ -1,4 +1,5 @@
-// The page: upload images to /api/predict, show label, probability bar and Grad-CAM.
+// The page: upload images to /api/predict, show the answer (NORMAL, PNEUMONIA, UNCERTAIN: refer,
+// or OUT_OF_SCOPE with its reason), the calibrated probability bar and Grad-CAM.
 // Plain JavaScript, no external code. Text from files and the server goes in via textContent.
 "use strict";
 
@@ -40,8 +41,17 @@ function showModel(card) {
   if (card.run) parts.push(`run ${card.run}`);
   parts.push(`threshold ${fmt(card.threshold)}` +
              (card.threshold_method ? ` (${card.threshold_method})` : ""));
+  if (card.uncertain_band) {
+    parts.push(`uncertain: refer for ${fmt(card.uncertain_band[0])} ≤ P < ` +
+               `${fmt(card.uncertain_band[1])}`);
+  }
   parts.push(`input ${card.image_size}×${card.image_size}`);
   name.append(` — ${parts.join(", ")}.`);
+  const trust = $("#trust");
+  trust.textContent = "";
+  if (card.calibration) trust.append(el("li", "", card.calibration));
+  if (card.scope) trust.append(el("li", "", card.scope));
+  trust.hidden = !trust.childNodes.length;
   const body = $("#validation tbody");
   body.textContent = "";
   for (const [key, title] of [["internal", "internal"], ["external", "external"]]) {
@@ -105,7 +115,9 @@ async function analyse(entry) {
     try { body = await response.json(); } catch (err) { body = {}; }
     if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
     Object.assign(entry, { state: "done", label: body.label, p: body.p_pneumonia,
-                           threshold: body.threshold, model: body.model });
+                           threshold: body.threshold, model: body.model,
+                           inScope: body.in_scope, scope: body.scope_score,
+                           reason: body.reason });
     fillCard(entry, body);
   } catch (err) {
     entry.state = "failed";
@@ -136,31 +148,36 @@ function makeCard(entry) {
   return card;
 }
 
+const CARD_CLASS = { PNEUMONIA: "positive", NORMAL: "negative", UNCERTAIN: "uncertain",
+                     OUT_OF_SCOPE: "outside" };
+const SHOWN = { UNCERTAIN: "uncertain: refer", OUT_OF_SCOPE: "not a chest X-ray the model knows" };
+
 function fillCard(entry, body) {
   const card = entry.card;
-  card.className = `result ${body.label === "PNEUMONIA" ? "positive" : "negative"}`;
+  card.className = `result ${CARD_CLASS[body.label] || "negative"}`;
   card.querySelector(".state").remove();
+  if (body.label === "OUT_OF_SCOPE") {
+    // No label, no probability, no heat map: the model has nothing to say about this image.
+    const text = el("div", "text");
+    text.append(el("p", "label", SHOWN.OUT_OF_SCOPE), el("p", "reason", body.reason));
+    card.append(text);
+    return;
+  }
+  const text = el("div", "text");
+  text.append(el("p", "label", SHOWN[body.label] || body.label));
+  if (body.reason) text.append(el("p", "reason", body.reason));
+  text.append(probabilityBar(body));
+  const prob = el("p", "prob");
+  prob.append("P(pneumonia) = ", el("strong", "p", fmt(body.p_pneumonia)),
+              ` (calibrated; threshold ${fmt(body.threshold)})`);
+  text.append(prob);
+  if (body.gradcam_png) {
+    card.append(heatmap(entry, body, text));
+  }
+  card.append(text);
+}
 
-  const picture = el("div", "compare");
-  const base = el("img", "base");
-  base.alt = `${entry.name} as the model read it`;
-  base.src = `data:image/png;base64,${body.image_png}`;
-  const heat = el("img", "heat");
-  heat.alt = `Grad-CAM heatmap over ${entry.name}`;
-  heat.src = `data:image/png;base64,${body.gradcam_png}`;
-  picture.append(base, heat);
-
-  const slider = el("input", "mix");
-  slider.type = "range";
-  slider.min = "0";
-  slider.max = "100";
-  slider.value = "100";
-  slider.id = `mix-${entry.index}`;
-  slider.addEventListener("input", () => { heat.style.opacity = String(slider.value / 100); });
-  const sliderLabel = el("label", "mix-label", "Heatmap: original ◂ ▸ Grad-CAM ");
-  sliderLabel.htmlFor = slider.id;
-
-  const label = el("p", "label", body.label);
+function probabilityBar(body) {
   const bar = el("div", "bar");
   bar.setAttribute("role", "img");
   bar.setAttribute("aria-label",
@@ -170,13 +187,35 @@ function fillCard(entry, body) {
   const mark = el("div", "mark");
   mark.style.left = `${(100 * body.threshold).toFixed(1)}%`;
   bar.append(fill, mark);
-  const prob = el("p", "prob");
-  prob.append("P(pneumonia) = ", el("strong", "p", fmt(body.p_pneumonia)),
-              ` (threshold ${fmt(body.threshold)})`);
+  if (body.uncertain_band) {
+    const band = el("div", "band");
+    band.style.left = `${(100 * body.uncertain_band[0]).toFixed(1)}%`;
+    band.style.width = `${(100 * (body.uncertain_band[1] - body.uncertain_band[0])).toFixed(1)}%`;
+    bar.append(band);
+  }
+  return bar;
+}
 
-  const text = el("div", "text");
-  text.append(label, bar, prob, sliderLabel, slider);
-  card.append(picture, text);
+function heatmap(entry, body, text) {
+  const picture = el("div", "compare");
+  const base = el("img", "base");
+  base.alt = `${entry.name} as the model read it`;
+  base.src = `data:image/png;base64,${body.image_png}`;
+  const heat = el("img", "heat");
+  heat.alt = `Grad-CAM heatmap over ${entry.name}`;
+  heat.src = `data:image/png;base64,${body.gradcam_png}`;
+  picture.append(base, heat);
+  const slider = el("input", "mix");
+  slider.type = "range";
+  slider.min = "0";
+  slider.max = "100";
+  slider.value = "100";
+  slider.id = `mix-${entry.index}`;
+  slider.addEventListener("input", () => { heat.style.opacity = String(slider.value / 100); });
+  const sliderLabel = el("label", "mix-label", "Heatmap: original ◂ ▸ Grad-CAM ");
+  sliderLabel.htmlFor = slider.id;
+  text.append(sliderLabel, slider);
+  return picture;
 }
 
 function failCard(entry) {
@@ -223,15 +262,17 @@ function renderTable() {
 
 function csvCell(value) {
   let text = value === undefined || value === null ? "" : String(value);
-  if (/^[=+\-@]/.test(text)) text = `'${text}`; // keep spreadsheets from running formulas
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`; // keep spreadsheets from running formulas
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 function downloadCsv() {
-  const lines = [["file", "label", "p_pneumonia", "threshold", "model", "error"].join(",")];
+  const header = ["file", "label", "p_pneumonia", "in_scope", "scope_score", "reason",
+                  "threshold", "model", "error"];
+  const lines = [header.join(",")];
   for (const e of sorted()) {
-    lines.push([e.name, e.label, e.p, e.threshold, e.model || modelName, e.error]
-      .map(csvCell).join(","));
+    lines.push([e.name, e.label, e.p, e.inScope, e.scope, e.reason, e.threshold,
+                e.model || modelName, e.error].map(csvCell).join(","));
   }
   const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
   const link = el("a");
