@@ -77,7 +77,13 @@ ExternalOpt = Annotated[
 ]
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
-StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Fail on input that cannot be read (an image, a folder, a broken link) instead of "
+        "skipping it with a warning."
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option(help="Replace earlier results in --out (the folder is replaced whole).")
 ]
@@ -354,6 +360,7 @@ def run(
     external: ExternalOpt = None,
     method: SplitOpt = SplitMethod.auto,
     trust_pickle: TrustPickleOpt = False,
+    strict: StrictOpt = False,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
@@ -362,7 +369,7 @@ def run(
     _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(
         resolve_data(data), out, transfer.value, quick, seed, transfer_weights, external,
-        method.value,
+        method.value, strict,
     )  # fmt: skip
 
 
@@ -382,6 +389,7 @@ def predict(
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per batch (memory grows with it).")
     ] = 32,
+    strict: StrictOpt = False,
 ):
     """Print the predicted label and P(pneumonia) for each image."""
     from pneumocxr.display import display_path
@@ -391,7 +399,7 @@ def predict(
         from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
 
         check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
-    rows, failures = predict_rows(paths, model, threshold, batch_size)
+    rows, failures = predict_rows(paths, model, threshold, batch_size, strict)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     for path, prob, label in rows:
@@ -443,11 +451,12 @@ def evaluate(
     threshold: ThresholdOpt = None,
     tta: TTAOpt = False,
     overwrite: OverwriteOpt = False,
+    strict: StrictOpt = False,
 ):
     """Metrics with 95% CIs, report, confusion matrix, ROC and reliability diagram."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite, tta)
+    metrics = evaluate_to_folder(model, out, data, split, threshold, overwrite, tta, strict=strict)
     low, high = metrics["auc_ci"]
     typer.echo(
         f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
@@ -473,13 +482,14 @@ def compare(
     threshold: ThresholdOpt = None,
     external: ExternalOpt = None,
     tta: TTAOpt = False,
+    strict: StrictOpt = False,
 ):
     """One ROC plot with every model, and a table of their metrics (markdown and JSON); with
     --external, internal and external figures side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
     from pneumocxr.pipeline import compare_models
 
-    table = compare_models(models, out, data, split, threshold, external, tta)
+    table = compare_models(models, out, data, split, threshold, external, tta, strict=strict)
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
 
@@ -515,12 +525,15 @@ def stress(
         int | None, typer.Option(min=10, help="Use about this many images (whole patients).")
     ] = None,
     seed: SeedOpt = 0,
+    strict: StrictOpt = False,
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
     from pneumocxr.pipeline import stress_to_folder
 
-    summary = stress_to_folder(model, out, data, split, threshold, corruption, limit, seed)
+    summary = stress_to_folder(
+        model, out, data, split, threshold, corruption, limit, seed, strict=strict
+    )
     typer.echo(
         f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
         f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "

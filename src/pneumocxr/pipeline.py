@@ -52,9 +52,10 @@ def predict_files(paths, model=None, threshold=None, batch_size: int = 32):
     return pd.DataFrame(rows, columns=["path", "p_pneumonia", "predicted"]), failures
 
 
-def predict_rows(paths, model=None, threshold=None, batch_size: int = 32):
-    """(path, p_pneumonia, predicted) per readable file, and the failures; without pandas,
-    which a cold `predict` would spend a fifth of a second importing."""
+def predict_rows(paths, model=None, threshold=None, batch_size: int = 32, strict: bool = False):
+    """(path, p_pneumonia, predicted) per readable file, and the failures (an error with
+    `strict`); without pandas, which a cold `predict` would spend a fifth of a second
+    importing."""
     from pneumocxr.evaluation.inference import (
         choose_threshold,
         expand_inputs,
@@ -65,7 +66,12 @@ def predict_rows(paths, model=None, threshold=None, batch_size: int = 32):
 
     loaded = resolve_model(model)
     cut = choose_threshold(threshold, loaded)
-    kept, probs, failures = predict_probabilities(loaded, expand_inputs(paths), batch_size)
+    files = expand_inputs(paths, strict)
+    kept, probs, failures = predict_probabilities(loaded, files, batch_size)
+    if failures and strict:
+        from pneumocxr.data.decode import unreadable_error
+
+        raise unreadable_error(failures)
     return [(path, float(p), label_for(p, cut)) for path, p in zip(kept, probs)], failures
 
 
@@ -78,6 +84,7 @@ def run_tutorial(
     transfer_weights: str = "default",
     external=None,
     split: str = "auto",
+    strict: bool = False,
 ) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared (and on an
     external set, when given)."""
@@ -93,10 +100,10 @@ def run_tutorial(
     log.info("run folder: %s", run_dir)
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
     limit = QUICK["limit"] if quick else None
-    dataset = load_dataset(root, size, split=split, seed=seed, limit=limit)
+    dataset = load_dataset(root, size, split=split, seed=seed, limit=limit, strict=strict)
     log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
     split = dataset.protocol
-    outside = None if external is None else load_external(external, size, dataset.table)
+    outside = None if external is None else load_external(external, size, dataset.table, strict)
     rundir.write_splits(run_dir, dataset.table)
     labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
     train_pixels = dataset.pixels[dataset.split_index()["train"]]
@@ -114,18 +121,19 @@ def run_tutorial(
             split=split,
             weights="default" if name == "smallnet" else transfer_weights,
             external=None if external is None else str(external),
+            strict=strict,
             **recipe,
         )
         results[name] = train(cfg, dataset, run_dir=run_dir / name, external=outside)
     log.info("\nvalidation metrics (internal):\n%s", _side_by_side(results))
-    _evaluate_run(run_dir, dataset.table, results, seed, external)
+    _evaluate_run(run_dir, dataset.table, results, seed, outside)
     _print_locations(run_dir, results)
     return run_dir
 
 
 def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None) -> None:
-    """Test-split evaluation, Grad-CAM on the same three test images, comparison, report."""
-    from pneumocxr.data.index import index_images
+    """Test-split evaluation, Grad-CAM on the same three test images, comparison, report;
+    `external` is the external set as loaded for training (indexed and checked once)."""
     from pneumocxr.evaluation.evaluate import (
         comparison_markdown,
         evaluate_model,
@@ -136,7 +144,7 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None)
     from pneumocxr.report.html import write_report
 
     test = table[table["split"] == "test"][["path", "label"]].reset_index(drop=True)
-    outside = None if external is None else index_images(external)[["path", "label"]]
+    outside = None if external is None else external.table[["path", "label"]]
     examples = gradcam_examples(table[table["split"] == "test"], seed)
     evaluations, external_evaluations = [], []
     for name, result in results.items():
@@ -190,7 +198,7 @@ def _print_locations(run_dir: Path, results) -> None:
 
 # -- after training -------------------------------------------------------------------------
 def evaluate_to_folder(
-    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False
+    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False, *, strict=False
 ) -> dict:
     """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
     from pneumocxr.fileio import check_replaceable, replace_dir
@@ -200,8 +208,9 @@ def evaluate_to_folder(
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
     loaded = _with_tta(resolve_model(model), tta)
-    images = labelled_images(data, split, loaded.path)
-    evaluation = evaluate_model(loaded, images, choose_threshold(threshold, loaded), _name(loaded))
+    images = labelled_images(data, split, loaded.path, strict=strict)
+    cut = choose_threshold(threshold, loaded)
+    evaluation = evaluate_model(loaded, images, cut, _name(loaded), strict=strict)
     with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
         write_evaluation(evaluation, tmp)
     return evaluation.metrics
@@ -223,7 +232,8 @@ def _with_tta(loaded, tta: bool):
     return with_tta(loaded) if tta else loaded
 
 
-def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False):
+def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False,
+                   *, strict=False):  # fmt: skip
     """One ROC plot and one table for several models; with `external`, each model is also
     evaluated on that folder and the table shows internal, external and the gap."""
     from pneumocxr.data.index import index_images
@@ -231,17 +241,22 @@ def compare_models(models, out, data=None, split=None, threshold=None, external=
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
     loaded = [_with_tta(resolve_model(m), tta) for m in models]
-    images = labelled_images(data, split, loaded[0].path)
+    images = labelled_images(data, split, loaded[0].path, strict=strict)
     names = [_name(m) + (" +TTA" if tta else "") for m in loaded]
     names = _numbered(
         [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
     )
     cuts = [choose_threshold(threshold, m) for m in loaded]
-    evaluations = [evaluate_model(m, images, c, n) for m, c, n in zip(loaded, cuts, names)]
+    evaluations = [
+        evaluate_model(m, images, c, n, strict=strict) for m, c, n in zip(loaded, cuts, names)
+    ]
     outside = None
     if external is not None:
-        ext_images = index_images(external)[["path", "label"]]
-        outside = [evaluate_model(m, ext_images, c, n) for m, c, n in zip(loaded, cuts, names)]
+        ext_images = index_images(external, strict)[["path", "label"]]
+        outside = [
+            evaluate_model(m, ext_images, c, n, strict=strict)
+            for m, c, n in zip(loaded, cuts, names)
+        ]
     return write_comparison(evaluations, out, outside)
 
 
@@ -274,7 +289,7 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
 
 
 def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,
-                     limit=None, seed: int = 0) -> dict:  # fmt: skip
+                     limit=None, seed: int = 0, *, strict=False) -> dict:  # fmt: skip
     """stress.csv, stress.json, stress.md and stress.png for one model on one image set."""
     from pneumocxr.data.dataset import subset_patients
     from pneumocxr.evaluation.evaluate import labelled_images
@@ -284,12 +299,12 @@ def stress_to_folder(model, out, data=None, split=None, threshold=None, corrupti
 
     loaded = resolve_model(model)
     out = ensure_dir(out)
-    images = labelled_images(data, split, loaded.path, keep_patients=True)
+    images = labelled_images(data, split, loaded.path, keep_patients=True, strict=strict)
     if limit:
         images = subset_patients(images, limit, seed)
     cut = choose_threshold(threshold, loaded)
     log.info("stress test: %d images, threshold %.3f", len(images), cut)
-    result = stress_test(loaded, images, cut, corruptions, seed, _log_stress_row)
+    result = stress_test(loaded, images, cut, corruptions, seed, _log_stress_row, strict)
     with atomic_path(out / "stress.csv") as tmp:
         result.table.to_csv(tmp, index=False)
     summary = {"model": _name(loaded), "threshold": cut, **result.summary()}

@@ -225,7 +225,9 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
         single = target.suffix.lower() == ".png" and not target.is_dir()
         jobs = [(source, target if single else target / f"{source.stem}.png")]
     else:
-        files = sorted(p for p in source.rglob("*") if p.is_file() and is_dicom(p))
+        from pneumocxr.data.index import walk_files
+
+        files = [p for p in walk_files(source) if p.is_file() and is_dicom(p)]
         if not files:
             raise PneumoError(f"no DICOM files under {source}")
         jobs = list(zip(files, _png_names(files, source, target)))

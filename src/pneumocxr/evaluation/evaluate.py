@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pneumocxr.data.decode import unreadable_error
 from pneumocxr.data.index import index_images
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import label_for, predict_paths
@@ -38,7 +39,12 @@ class Evaluation:
 
 
 def labelled_images(
-    data=None, split: str | None = None, model_dir=None, keep_patients: bool = False
+    data=None,
+    split: str | None = None,
+    model_dir=None,
+    keep_patients: bool = False,
+    *,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """The images to evaluate: a data folder, or one split of the run the model came from.
 
@@ -54,14 +60,22 @@ def labelled_images(
         return table[columns].reset_index(drop=True)
     if data is None:
         raise PneumoError("give --data DIR (a labelled folder) or --split test")
-    return index_images(data)[columns]
+    return index_images(data, strict)[columns]
 
 
 def evaluate_model(
-    loaded: LoadedModel, images: pd.DataFrame, threshold: float, name: str = "", n_boot: int = 1000
+    loaded: LoadedModel,
+    images: pd.DataFrame,
+    threshold: float,
+    name: str = "",
+    n_boot: int = 1000,
+    strict: bool = False,
 ) -> Evaluation:
-    """Predict every image (skipping unreadable ones with a warning) and score the result."""
+    """Predict every image (skipping unreadable ones with a warning, or failing on them with
+    `strict`) and score the result."""
     probs, failures = predict_paths(loaded, list(images["path"]))
+    if failures and strict:
+        raise unreadable_error(failures)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if probs.empty:

@@ -269,7 +269,7 @@ def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Data
     if not cfg.external:
         return None
     if given is None:
-        given = load_external(cfg.external, cfg.image_size, dataset.table)
+        given = load_external(cfg.external, cfg.image_size, dataset.table, cfg.strict)
     log.info(
         "external set: %d images from %s (reported beside validation; %s)",
         len(given.table),
