@@ -85,6 +85,7 @@ def run_tutorial(
     external=None,
     split: str = "auto",
     strict: bool = False,
+    labels=None,
 ) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared (and on an
     external set, when given)."""
@@ -100,7 +101,9 @@ def run_tutorial(
     log.info("run folder: %s", run_dir)
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
     limit = QUICK["limit"] if quick else None
-    dataset = load_dataset(root, size, split=split, seed=seed, limit=limit, strict=strict)
+    dataset = load_dataset(
+        root, size, split=split, seed=seed, limit=limit, strict=strict, labels=labels
+    )
     log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
     split = dataset.protocol
     outside = None if external is None else load_external(external, size, dataset.table, strict)
@@ -122,6 +125,7 @@ def run_tutorial(
             weights="default" if name == "smallnet" else transfer_weights,
             external=None if external is None else str(external),
             strict=strict,
+            labels=None if labels is None else labels.to_dict(),
             **recipe,
         )
         results[name] = train(cfg, dataset, run_dir=run_dir / name, external=outside)
@@ -198,8 +202,9 @@ def _print_locations(run_dir: Path, results) -> None:
 
 # -- after training -------------------------------------------------------------------------
 def evaluate_to_folder(
-    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False, *, strict=False
-) -> dict:
+    model, out, data=None, split=None, threshold=None, overwrite=False, tta=False, *,
+    strict=False, labels=None,
+) -> dict:  # fmt: skip
     """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
     from pneumocxr.fileio import check_replaceable, replace_dir
 
@@ -208,7 +213,7 @@ def evaluate_to_folder(
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
     loaded = _with_tta(resolve_model(model), tta)
-    images = labelled_images(data, split, loaded.path, strict=strict)
+    images = labelled_images(data, split, loaded.path, labels=labels, strict=strict)
     cut = choose_threshold(threshold, loaded)
     evaluation = evaluate_model(loaded, images, cut, _name(loaded), strict=strict)
     with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
@@ -233,7 +238,7 @@ def _with_tta(loaded, tta: bool):
 
 
 def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False,
-                   *, strict=False):  # fmt: skip
+                   *, strict=False, labels=None):  # fmt: skip
     """One ROC plot and one table for several models; with `external`, each model is also
     evaluated on that folder and the table shows internal, external and the gap."""
     from pneumocxr.data.index import index_images
@@ -241,7 +246,7 @@ def compare_models(models, out, data=None, split=None, threshold=None, external=
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
 
     loaded = [_with_tta(resolve_model(m), tta) for m in models]
-    images = labelled_images(data, split, loaded[0].path, strict=strict)
+    images = labelled_images(data, split, loaded[0].path, labels=labels, strict=strict)
     names = [_name(m) + (" +TTA" if tta else "") for m in loaded]
     names = _numbered(
         [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
@@ -289,7 +294,7 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
 
 
 def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,
-                     limit=None, seed: int = 0, *, strict=False) -> dict:  # fmt: skip
+                     limit=None, seed: int = 0, *, strict=False, labels=None) -> dict:  # fmt: skip
     """stress.csv, stress.json, stress.md and stress.png for one model on one image set."""
     from pneumocxr.data.dataset import subset_patients
     from pneumocxr.evaluation.evaluate import labelled_images
@@ -299,7 +304,9 @@ def stress_to_folder(model, out, data=None, split=None, threshold=None, corrupti
 
     loaded = resolve_model(model)
     out = ensure_dir(out)
-    images = labelled_images(data, split, loaded.path, keep_patients=True, strict=strict)
+    images = labelled_images(
+        data, split, loaded.path, keep_patients=True, labels=labels, strict=strict
+    )
     if limit:
         images = subset_patients(images, limit, seed)
     cut = choose_threshold(threshold, loaded)

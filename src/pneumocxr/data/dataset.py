@@ -12,6 +12,7 @@ import torch
 
 from pneumocxr.data.decode import decode_all, unreadable_error
 from pneumocxr.data.index import index_images, require_both_classes
+from pneumocxr.data.labels import LabelsSpec, image_table
 from pneumocxr.data.split import (
     SPLITS,
     make_splits,
@@ -72,14 +73,18 @@ def load_dataset(
     strict: bool = False,
     limit: int | None = None,
     splits: pd.DataFrame | None = None,
+    labels: LabelsSpec | None = None,
 ) -> Dataset:
-    """Index, decode and split a data folder; `splits` reuses an existing split table."""
+    """Index (or read `labels`), decode and split a data folder; `splits` reuses an existing
+    split table."""
     root = Path(root).resolve()
     if splits is not None:
         table = splits.reset_index(drop=True)
     else:
-        table = index_images(root, strict)
-        require_both_classes(table, root)
+        table = image_table(root, labels, strict)
+        require_both_classes(table, labels.csv if labels else root)
+        if split == "auto" and labels is not None and (table["source"] != "").any():
+            split = "column"  # the CSV's own split, as a Kaggle test/ folder is used
         if limit:
             table = subset_patients(table, limit, seed)
     decoded = decode_all(table["path"], image_size)

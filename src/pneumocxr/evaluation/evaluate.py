@@ -11,6 +11,7 @@ import pandas as pd
 
 from pneumocxr.data.decode import unreadable_error
 from pneumocxr.data.index import index_images
+from pneumocxr.data.labels import image_table
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import label_for, predict_paths
 from pneumocxr.evaluation.metrics import CI_METRICS, evaluate_predictions, report_text
@@ -44,12 +45,16 @@ def labelled_images(
     model_dir=None,
     keep_patients: bool = False,
     *,
+    labels=None,
     strict: bool = False,
 ) -> pd.DataFrame:
-    """The images to evaluate: a data folder, or one split of the run the model came from.
+    """The images to evaluate: a data folder (or a labels CSV, data/labels.py's LabelsSpec), or
+    one split of the run the model came from.
 
     Columns `path, label` (and `patient` with `keep_patients`)."""
     columns = ["path", "label", "patient"] if keep_patients else ["path", "label"]
+    if split and labels is not None:
+        raise PneumoError("--split reads the run's splits.csv; --labels goes with --data")
     if split:
         if model_dir is None:
             raise PneumoError("--split needs a run folder as MODEL (its splits.csv says which)")
@@ -58,6 +63,8 @@ def labelled_images(
         if table.empty:
             raise PneumoError(f"the run has no {split!r} split")
         return table[columns].reset_index(drop=True)
+    if labels is not None:
+        return image_table(data, labels)[columns]
     if data is None:
         raise PneumoError("give --data DIR (a labelled folder) or --split test")
     return index_images(data, strict)[columns]

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from pneumocxr import __version__
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import Dataset, load_dataset, load_external
+from pneumocxr.data.labels import LabelsSpec
 from pneumocxr.data.split import PROTOCOLS, split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
@@ -102,6 +103,7 @@ class TrainConfig:
     corruption_p: float = 0.0  # share of training images given a stress-test corruption
     mixup: float = 0.0  # mixup's Beta parameter; 0 turns it off
     label_smoothing: float = 0.0
+    labels: dict | None = None  # a labels CSV read with `data` (data/labels.py's LabelsSpec)
     external: str | None = None  # an external validation folder, evaluated every epoch
     select_on: str = "val"  # what checkpoints, early stopping and the lr schedule follow
     feature_cache: bool = True
@@ -237,6 +239,7 @@ def train(
             strict=cfg.strict,
             limit=cfg.limit,
             splits=splits,
+            labels=LabelsSpec.from_dict(cfg.labels) if cfg.labels else None,
         )
     if dataset.protocol in PROTOCOLS:
         cfg.split = dataset.protocol  # config.json and model.json say what "auto" became
@@ -479,6 +482,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
         "training": {
             "run": Path(run_dir).name,
             "data": str(dataset.root),
+            **({"labels": cfg.labels["csv"]} if cfg.labels else {}),
             "split": cfg.split,
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
