@@ -16,6 +16,7 @@ from conftest import cli, cli_batch, make_subset, shared_images
 from corpus import good_model
 from dicom_factory import make_dicom, twelve_bit
 from pneumocxr.data.labels import LabelsSpec, canonical, read_labels
+from pneumocxr.data.split import make_splits
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import read_csv
 
@@ -114,9 +115,10 @@ def write(path, text, encoding="utf-8"):
         ("path,label\n" + "".join(f"gone{i}.jpeg,NORMAL\n" for i in range(5)),
          "5 image(s) listed in "),
         ("path,label\n,NORMAL\n", "1 row(s) of "),
+        ("path,label,split\n0001.jpeg,NORMAL,validation\n", "unknown split value(s) in "),
     ],
     ids=["empty", "header only", "missing column", "latin-1", "binary", "conflicting",
-         "unknown labels", "missing files", "empty path"],
+         "unknown labels", "missing files", "empty path", "unknown split"],
 )  # fmt: skip
 def test_bad_labels_files_are_one_line_errors(flat, content, message):
     folder, _ = flat
@@ -126,10 +128,23 @@ def test_bad_labels_files_are_one_line_errors(flat, content, message):
     assert message in text and "\n" not in text, text
     if "disagree" in message:
         assert "0001.jpeg (label: NORMAL, PNEUMONIA), 0002.jpeg (label: NORMAL, PNEUMONIA)" in text
-    if "unknown" in message:
+    if "unknown label" in message:
         assert "'covid' (2 rows), 'x' (1 row); expected NORMAL or PNEUMONIA" in text
     if "listed" in message:
         assert text.endswith("gone0.jpeg, gone1.jpeg, gone2.jpeg and 2 more")
+
+
+def test_a_named_patient_column_must_exist_and_split_column_needs_every_split(flat):
+    folder, lines = flat
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    named = LabelsSpec(str(folder / "labels.csv"), patient_column="Patient ID")
+    with pytest.raises(PneumoError, match="has no column 'Patient ID' \\(its columns: 'path', "):
+        read_labels(named)
+    table = read_labels(LabelsSpec(str(folder / "labels.csv")))
+    with pytest.raises(PneumoError, match="needs a split .* for every image; 6 have none"):
+        make_splits(table, "column")
+    with pytest.raises(PneumoError, match="the split column names no test image"):
+        make_splits(table.assign(source=["train"] * 3 + ["val"] * 3), "column")
 
 
 def test_a_flat_folder_evaluates_exactly_like_class_folders(flat, tmp_path):

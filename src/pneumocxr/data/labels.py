@@ -287,7 +287,8 @@ def _splits(table: pd.DataFrame, csv: Path) -> list:
     bad = values[~values.isin([*SPLIT_VALUES, ""])].unique().tolist()
     if bad:
         raise PneumoError(
-            f"unknown split value(s) in {csv}: {_few(bad)}; expected train, val or test"
+            f"unknown split value(s) in {csv}: {_few(list(map(repr, bad)))}; "
+            "expected train, val or test"
         )
     return values.tolist()
 

@@ -95,7 +95,7 @@ def _given_splits(table: pd.DataFrame) -> pd.DataFrame:
     if len(missing):
         raise PneumoError(
             f"--split column needs a split (train, val or test) for every image; "
-            f"{len(missing)} have none, e.g. {missing.iloc[0]}"
+            f"{len(missing)} have none, e.g. {missing.iloc[0]} (or give --split patient)"
         )
     empty = [s for s in SPLITS if not (source == s).any()]
     if empty:
