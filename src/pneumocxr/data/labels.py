@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,11 +92,11 @@ def read_labels(spec: LabelsSpec, root=None) -> pd.DataFrame:
     found = find_files(listed[kept], root, csv)
     rows = pd.DataFrame(
         {
-            "path": [str(p.resolve()) for p in found],  # as class folders give it
+            "path": [os.path.realpath(p) for p in found],  # as class folders give it
             "label": labels[kept],
             "patient": _patients(table[kept], listed[kept], spec, csv),
             "source": _splits(table[kept], csv),
-            "name": [p.name for p in found],  # the file name as listed: Kaggle rules apply
+            "name": [os.path.basename(p) for p in found],  # as listed: Kaggle rules apply
         }
     )
     rows = _collapse(rows, csv)
@@ -219,7 +220,7 @@ def _say_left_out(cells: pd.Series, spec: LabelsSpec, csv: Path) -> None:
 
 
 # -- files, patients, splits ------------------------------------------------------------------
-def find_files(listed: pd.Series, root: Path, csv: Path) -> list[Path]:
+def find_files(listed: pd.Series, root: Path, csv: Path) -> list[str]:
     """Each listed image: as written, relative to `root` unless absolute, or else with an
     image suffix added (RSNA lists `patientId`, its files
     are `<patientId>.dcm`); the first that exists, in the order of DICOM_SUFFIXES and
@@ -233,12 +234,11 @@ def find_files(listed: pd.Series, root: Path, csv: Path) -> list[Path]:
     return [found[value] for value in listed]
 
 
-def _find(value: str, root: Path) -> Path | None:
-    path = root / value  # an absolute value replaces root
+def _find(value: str, root: Path) -> str | None:
+    path = os.path.join(root, value)  # an absolute value replaces root; strings: 100k rows
     for suffix in ("", *DICOM_SUFFIXES, *IMAGE_SUFFIXES):
-        candidate = Path(f"{path}{suffix}")
-        if candidate.exists() and not candidate.is_dir():
-            return candidate
+        if os.path.exists(path + suffix) and not os.path.isdir(path + suffix):
+            return path + suffix
     return None
 
 
