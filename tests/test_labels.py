@@ -217,3 +217,20 @@ def test_rsna_dicoms_and_box_rows_train_a_model(tmp_path):
     assert config["labels"]["label_column"] == "Target" and config["labels"]["positive"] == ["1"]
     meta = json.loads((run / "model.json").read_text())
     assert meta["training"]["labels"] == str(csv.resolve())
+
+
+def test_run_reads_a_labels_csv(tmp_path):
+    lines = ["file,finding"]
+    for i, image in enumerate([*shared_images("NORMAL", 10), *shared_images("PNEUMONIA", 10)]):
+        link(tmp_path / "xrays" / f"{i:03d}.jpeg", image)
+        lines.append(f"{i:03d},{'yes' if image.parent.name == 'PNEUMONIA' else 'no'}")
+    (tmp_path / "xrays" / "labels.csv").write_text("\n".join(lines) + "\n")
+    cli("run", "--labels", tmp_path / "xrays" / "labels.csv", "--path-column", "file",
+        "--label-column", "finding", "--positive", "yes", "--negative", "no", "--quick",
+        "--out", tmp_path / "runs")  # fmt: skip
+    (run,) = (tmp_path / "runs").glob("run-*")
+    assert len(read_csv(run / "splits.csv")) == 20
+    for model in ("smallnet", "efficientnet-lite0"):
+        config = json.loads((run / model / "config.json").read_text())
+        assert config["labels"]["positive"] == ["yes"], model
+        assert (run / model / "evaluation" / "metrics.json").is_file()

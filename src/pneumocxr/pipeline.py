@@ -108,9 +108,9 @@ def run_tutorial(
     split = dataset.protocol
     outside = None if external is None else load_external(external, size, dataset.table, strict)
     rundir.write_splits(run_dir, dataset.table)
-    labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
+    train_labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
     train_pixels = dataset.pixels[dataset.split_index()["train"]]
-    save_figure(augmentation_figure(train_pixels, labels, seed), run_dir / "preview.png")
+    save_figure(augmentation_figure(train_pixels, train_labels, seed), run_dir / "preview.png")
     results = {}
     for name in ("smallnet", transfer):
         log.info("== training %s ==", name)
