@@ -4,7 +4,9 @@ and what came of it.
     .venv/bin/python benchmarks/corpus_report.py [--json benchmarks/results/corpus.json]
 
 Image cases go through `predict` (and `dicom2png` for DICOMs), model cases through
-`predict --model`, run cases through `evaluate --split test`. Each command has 60 seconds.
+`predict --model`, run cases through `evaluate --split test`, data-folder cases through `split
+--data`, labels-CSV cases through `split --labels`. Each command has 60
+seconds.
 An outcome is `answered` (exit 0 with a result), `refused` (non-zero exit, one `error:` line),
 `crash` (a traceback or an internal error), `raw warning` (a Python warning on stderr) or
 `hang` (killed at 60 s); it is `as expected` when it matches the case's expected outcome.
@@ -54,6 +56,11 @@ def commands(case, folder: Path) -> dict[str, list]:
     if case.kind == "run":
         return {"evaluate": ["evaluate", case.path, "--split", "test", "--out",
                              folder / "out" / case.name]}  # fmt: skip
+    out = folder / "out" / case.name
+    if case.kind == "folder":
+        return {"split": ["split", "--data", case.path, "--out", out]}
+    if case.kind == "labels":
+        return {"split": ["split", "--labels", case.path, "--out", out]}
     found = {"predict": ["predict", case.path]}
     if case.dicom:
         found["dicom2png"] = ["dicom2png", case.path, folder / "out" / f"{case.name}.png"]

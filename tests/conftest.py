@@ -154,12 +154,15 @@ print(json.dumps(results))
 """
 
 
-def cli_batch(commands: list[list], timeout: float = 300) -> list[subprocess.CompletedProcess]:
+def cli_batch(
+    commands: list[list], timeout: float = 300, prefix: list[str] = ()
+) -> list[subprocess.CompletedProcess]:
     """Several CLI commands through `pneumocxr.cli.main`, one after another in one process
-    (torch is imported once); each gets its own exit code, stdout and stderr."""
+    (torch is imported once); each gets its own exit code, stdout and stderr. `prefix` runs
+    the process through another command (e.g. setpriv)."""
     argv = [[str(a) for a in command] for command in commands]
     done = subprocess.run(
-        [sys.executable, "-c", _BATCH_DRIVER],
+        [*prefix, sys.executable, "-c", _BATCH_DRIVER],
         input=json.dumps(argv),
         capture_output=True,
         text=True,

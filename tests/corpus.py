@@ -2,11 +2,14 @@
 
 `write_corpus(folder)` writes every case and returns `Case`s: its name, its path, what it is
 (`image`: a file to decode; `model`: a model folder; `run`: a run folder whose splits.csv is
-bad) and the expected outcome: `ok` (read and answered) or `refuse` (one clear line, nothing
-written). Tests of the CLI use it, and so can tests of any other front end (the web API).
+bad; `folder`: a data folder (`--data`) built in an unusual way; `labels`: a labels CSV
+(`--labels`) beside its images) and the expected outcome: `ok` (read and answered) or `refuse`
+(one clear line, nothing written). Tests of the CLI use it, and so can tests of any other front
+end (the web API).
 
 Layout: `folder/images/` (every image case; DICOM cases are the ones with `dicom=True`),
-`folder/models/<case>/`, `folder/runs/<case>/`.
+`folder/models/<case>/`, `folder/runs/<case>/`, `folder/folders/<case>/`,
+`folder/labels/<case>/labels.csv`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Case:
     expect: str  # ok or refuse
     dicom: bool = False  # a DICOM file by content (dicom2png converts it)
     what: str = ""
+    said: str = ""  # what a warning or error about it must say (folder and labels cases)
 
 
 def picture(height: int = 256, width: int = 256, seed: int = 0) -> np.ndarray:
@@ -60,6 +64,7 @@ def write_corpus(folder: Path) -> list[Case]:
     images.mkdir(parents=True, exist_ok=True)
     cases = _image_cases(images) + _dicom_cases(images) + _special_files(images)
     cases += _model_cases(folder / "models") + _run_cases(folder / "runs")
+    cases += _folder_cases(folder / "folders") + _labels_cases(folder / "labels")
     return cases
 
 
@@ -491,4 +496,86 @@ def _run_cases(out: Path) -> list[Case]:
         run = good_model(out / name)
         (run / "splits.csv").write_text(text, encoding="latin-1")
         cases.append(Case(name, run, "run", "refuse", what=what))
+    return cases
+
+
+# -- data folders and labels files --------------------------------------------------------------
+def _pictures(folder: Path, count: int, start: int = 0) -> list[Path]:
+    """`count` synthetic X-ray JPEGs named 0001.jpeg... (each its own patient)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        _save(folder / f"{i:04d}.jpeg", Image.fromarray(picture(seed=i)), quality=90)
+        for i in range(start + 1, start + count + 1)
+    ]
+
+
+def _data_folder(folder: Path) -> Path:
+    """Six NORMAL and six PNEUMONIA pictures: enough to split by patient."""
+    _pictures(folder / "NORMAL", 6)
+    _pictures(folder / "PNEUMONIA", 6, start=6)
+    return folder
+
+
+def _folder_cases(out: Path) -> list[Case]:
+    """Data folders as users have them; each is read (with one warning line for what is left
+    out) or refused in one line."""
+    made = []
+    data = _data_folder(out / "symlinked_classes" / "store")
+    for label in ("NORMAL", "PNEUMONIA"):
+        (out / "symlinked_classes" / "data" / label).parent.mkdir(exist_ok=True)
+        (out / "symlinked_classes" / "data" / label).symlink_to(data / label)
+    made.append(("folder_symlinked_classes", out / "symlinked_classes" / "data", "ok",
+                 "NORMAL/ and PNEUMONIA/ are links", ""))  # fmt: skip
+    data = _data_folder(out / "loop")
+    (data / "NORMAL" / "again").symlink_to(data)
+    made.append(("folder_symlink_loop", data, "ok", "a link to the folder above", "symlink loop"))
+    data = _data_folder(out / "dangling")
+    (data / "more").mkdir()
+    (data / "more" / "NORMAL").symlink_to(out / "moved_away")
+    made.append(("folder_dangling_link", data, "ok", "a class folder link to nowhere",
+                 f"broken link: {data / 'more' / 'NORMAL'}"))  # fmt: skip
+    data = _data_folder(out / "hidden")
+    _pictures(data / ".ipynb_checkpoints" / "NORMAL", 2, start=20)
+    made.append(("folder_hidden", data, "ok", "a hidden copy of a class folder",
+                 "2 image files in hidden folders left out"))  # fmt: skip
+    data = _data_folder(out / "unreadable")
+    _pictures(data / "more" / "NORMAL", 2, start=30)
+    (data / "more" / "NORMAL").chmod(0)  # root reads it all the same
+    said = "" if os.geteuid() == 0 else "1 folder could not be read (permission denied: "
+    made.append(("folder_unreadable", data, "ok", "a class folder of mode 000", said))
+    made.append(("folder_no_classes", _pictures(out / "flat", 4)[0].parent, "refuse",
+                 "images but no class folders", "no images found"))  # fmt: skip
+    return [Case(n, p, "folder", e, what=w, said=s) for n, p, e, w, s in made]
+
+
+def _labels_cases(out: Path) -> list[Case]:
+    """Labels CSVs beside a flat folder of 12 pictures (0001-0006 NORMAL, 0007-0012
+    PNEUMONIA), for `--labels` without `--data`."""
+    good = [f"images/{i:04d}.jpeg,{'NORMAL' if i <= 6 else 'PNEUMONIA'}" for i in range(1, 13)]
+    made = [
+        ("labels_good", ["path,label", *good], "ok", "control", ""),
+        ("labels_repeated_rows", ["path,label", *good, *good[6:]], "ok",
+         "one row per box, as RSNA's", ""),
+        ("labels_missing_files", ["path,label", *good, "images/gone1.jpeg,NORMAL",
+                                  "images/gone2.jpeg,NORMAL"], "refuse", "",
+         "2 image(s) listed in "),
+        ("labels_unknown_values", ["path,label", *good[:-1], "images/0012.jpeg,covid"],
+         "refuse", "", "unknown label value(s) in column 'label'"),
+        ("labels_conflicting_rows", ["path,label", *good, "images/0001.jpeg,PNEUMONIA"],
+         "refuse", "", "0001.jpeg (label: NORMAL, PNEUMONIA)"),
+        ("labels_missing_column", ["file,label", *good], "refuse", "",
+         "has no column 'path'"),
+        ("labels_empty", [], "refuse", "zero bytes", "is empty"),
+        ("labels_not_utf8", None, "refuse", "Latin-1 text", "is not UTF-8 text"),
+    ]  # fmt: skip
+    cases = []
+    for name, lines, expect, what, said in made:
+        folder = out / name
+        _pictures(folder / "images", 12)
+        csv = folder / "labels.csv"
+        if lines is None:
+            csv.write_bytes("path,label\nimages/caf\u00e9.jpeg,NORMAL\n".encode("latin-1"))
+        else:
+            csv.write_text("".join(f"{line}\n" for line in lines))
+        cases.append(Case(name, csv, "labels", expect, what=what, said=said))
     return cases

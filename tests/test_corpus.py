@@ -74,6 +74,7 @@ def runs(corpus, tmp_path_factory):
     bad = [c for c in images(cases, "refuse") if c.path.exists()]  # named: must exist
     one_bad_dicom = images(cases, "refuse", dicom=True)[0]
     image = next(c.path for c in images(cases, "ok") if c.name == "jpeg_gray")
+    model = base / "corpus" / "models" / "good"
     commands = {
         "predict folder": ["predict", "--json", "--csv", out / "p.csv", base / "corpus" / "images"],
         "predict bad": ["predict", "--csv", out / "bad.csv", *[c.path for c in bad]],
@@ -90,6 +91,11 @@ def runs(corpus, tmp_path_factory):
         elif case.kind == "run":
             commands[case.name] = ["evaluate", case.path, "--split", "test",
                                    "--out", out / case.name]  # fmt: skip
+        elif case.kind == "folder":
+            commands[case.name] = ["split", "--data", case.path, "--out", out / case.name]
+            commands[f"predict {case.name}"] = ["predict", "--model", model, case.path]
+        elif case.kind == "labels":
+            commands[case.name] = ["split", "--labels", case.path, "--out", out / case.name]
     results = dict(zip(commands, cli_batch(list(commands.values()), timeout=600)))
     return out, bad, results
 
@@ -136,14 +142,17 @@ def test_dataset_loading_skips_each_bad_file_once(corpus, runs):
     _, cases, _ = corpus
     out, _, results = runs
     refused = images(cases, "refuse")
-    assert f"skipping {len(refused)} unreadable file(s)" in results["split"].stderr
+    links = [c for c in refused if not os.path.exists(c.path)]  # said by the folder walk
+    assert f"skipping {len(refused) - len(links)} unreadable file(s)" in results["split"].stderr
+    assert f"{len(links)} links cannot be followed" in results["split"].stderr
     assert_refusals_listed(results["split"], refused)
     listed = set(read_csv(out / "s" / "splits.csv")["path"])
     assert len(listed) == 24 + len(images(cases, "ok"))
     for case in images(cases, "ok"):
         assert os.path.realpath(case.path) in listed, case.name
     strict = results["split strict"]
-    assert strict.returncode == 1 and "error: unreadable image" in strict.stderr
+    assert strict.returncode == 1 and strict.stderr.startswith("error: ")
+    assert len(strict.stderr.splitlines()) == 1
     assert not (out / "t" / "splits.csv").exists()
 
 
@@ -180,6 +189,28 @@ def test_every_damaged_model_and_run_is_refused_in_one_line(corpus, runs):
             assert result.returncode == 1 and len(errors) == 1, (case.name, result.stderr)
             assert result.stdout == "", case.name
         assert not (out / case.name).exists()  # no evaluation folder, not even an empty one
+
+
+def test_every_odd_folder_and_labels_file_is_read_or_refused_in_one_line(corpus, runs):
+    _, cases, _ = corpus
+    out, _, results = runs
+    for case in (c for c in cases if c.kind in ("folder", "labels")):
+        result = results[case.name]
+        lines = result.stderr.splitlines()
+        if case.expect == "ok":
+            assert result.returncode == 0, (case.name, result.stderr)
+            assert (out / case.name / "splits.csv").is_file()
+            assert len(lines) == (1 if case.said else 0), (case.name, lines)
+        else:
+            assert result.returncode == 1 and len(lines) == 1, (case.name, lines)
+            assert lines[0].startswith("error: ") and result.stdout == "", case.name
+            assert not (out / case.name / "splits.csv").exists()
+        assert case.said in result.stderr, (case.name, result.stderr)
+        if case.kind == "folder":  # predict FOLDER walks it the same way (and needs no classes)
+            predicted = results[f"predict {case.name}"]
+            assert predicted.returncode == 0 and len(predicted.stdout.splitlines()) >= 4
+            if case.expect == "ok":
+                assert predicted.stderr == result.stderr, (case.name, predicted.stderr)
 
 
 def test_no_temporary_file_is_left(runs):

@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pneumocxr.data.decode import gray_from_array, gray_from_image, load_image_noted, squash
+from pneumocxr.data.decode import (
+    gray_from_array,
+    gray_from_image,
+    load_image_noted,
+    squash,
+    unreadable_error,
+)
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import (
     Prediction,
@@ -82,12 +88,16 @@ class Model:
         return found if isinstance(x, (list, tuple)) else found[0]
 
     def predict_paths(self, paths, *, threshold=None, scope_check: bool = True,
-                      batch_size: int = 32):  # fmt: skip
+                      batch_size: int = 32, strict: bool = False):  # fmt: skip
         """(Predictions, [(path, reason)] unreadable files) for files and folders (searched
         recursively), decoded in parallel while the model runs: what `pneumocxr predict`
-        prints."""
+        prints. With `strict`, an unreadable file or folder is an error."""
         settings = self.settings(threshold, scope_check)
-        return predict_files(self.loaded, expand_inputs(paths), settings, batch_size)
+        files = expand_inputs(paths, strict)
+        found, failures = predict_files(self.loaded, files, settings, batch_size)
+        if failures and strict:
+            raise unreadable_error(failures)
+        return found, failures
 
     def decode(self, item) -> tuple[np.ndarray, str | None]:
         """(uint8 S x S pixels at the model's size, why the header puts it out of scope)."""
@@ -139,7 +149,7 @@ def train(data=None, model: str = "smallnet", out="runs", **options):
 
 
 def evaluate(model, data=None, *, split=None, out=None, threshold=None,
-             scope_check: bool = True, overwrite: bool = False) -> dict:  # fmt: skip
+             scope_check: bool = True, overwrite: bool = False, labels=None) -> dict:  # fmt: skip
     """Metrics with 95% CIs of `model` (a Model, or what load_model takes) on a labelled
     folder or a split of its run, as `pneumocxr evaluate` computes them; with `out`, also the
     folder it writes (predictions.csv, metrics.json, report.txt and the figures)."""
@@ -147,6 +157,6 @@ def evaluate(model, data=None, *, split=None, out=None, threshold=None,
 
     loaded = model.loaded if isinstance(model, Model) else model
     if out is None:
-        return evaluate_only(loaded, data, split, threshold, scope_check)
+        return evaluate_only(loaded, data, split, threshold, scope_check, labels=labels)
     return evaluate_to_folder(loaded, Path(out), data, split, threshold, overwrite,
-                              scope_check=scope_check)  # fmt: skip
+                              scope_check=scope_check, labels=labels)  # fmt: skip

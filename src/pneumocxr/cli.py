@@ -31,6 +31,7 @@ class SplitMethod(StrEnum):
     official = "official"
     patient = "patient"
     image = "image"
+    column = "column"
 
 
 class AugmentPolicy(StrEnum):
@@ -62,9 +63,11 @@ SplitOpt = Annotated[
     SplitMethod,
     typer.Option(
         "--split",
-        help="auto: official if the data has a Kaggle test/ folder, else patient. official: "
-        "test = the test/ folder, validation carved by patient from train/. patient: all images "
-        "pooled, no patient in two splits. image: the tutorial's random image split.",
+        help="auto: column if the --labels CSV has a split column, official if the data has a "
+        "Kaggle test/ folder, else patient. official: test = the test/ folder, validation "
+        "carved by patient from train/. patient: all images pooled, no patient in two splits. "
+        "image: the tutorial's random image split. column: the --labels CSV's split column "
+        "(train, val, test) as it is.",
     ),
 ]
 ExternalOpt = Annotated[
@@ -77,7 +80,69 @@ ExternalOpt = Annotated[
 ]
 TestSizeOpt = Annotated[float, typer.Option(help="Fraction of all images held out for testing.")]
 ValSizeOpt = Annotated[float, typer.Option(help="Fraction of the rest used for validation.")]
-StrictOpt = Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Fail on input that cannot be read (an image, a folder, a broken link) instead of "
+        "skipping it with a warning."
+    ),
+]
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="A CSV labelling images anywhere (columns path and label; optional patient and "
+        "split): paths relative to --data (default: the CSV's folder) or absolute. The options "
+        "below read other conventions (RSNA, ChestX-ray14, CheXpert: docs/TRAINING.md).",
+    ),
+]
+PathColumnOpt = Annotated[
+    str,
+    typer.Option(
+        help="--labels column naming each image: a path, or a name to which .dcm, .png, .jpeg... "
+        "are added until a file is found."
+    ),
+]
+LabelColumnOpt = Annotated[str, typer.Option(help="--labels column holding the label.")]
+PatientColumnOpt = Annotated[
+    str,
+    typer.Option(
+        help="--labels column holding the patient; without one, a DICOM's PatientID, else the "
+        "file name (as for Kaggle names)."
+    ),
+]
+PatientPatternOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Regular expression finding the patient in each listed path (its first group, or "
+        "the whole match), e.g. 'patient\\d+' for CheXpert."
+    ),
+]
+PositiveOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="A label value meaning PNEUMONIA (repeatable). [PNEUMONIA]"),
+]
+NegativeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A label value meaning NORMAL (repeatable); other values are then an error. "
+        "[NORMAL; with --positive: any other value]"
+    ),
+]
+UncertainOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A label value whose rows are left out, with a count (repeatable); rows with an "
+        "empty label always are."
+    ),
+]
+SeparatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Labels list several findings separated by this (e.g. '|'); PNEUMONIA when any "
+        "of them is a --positive value."
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option(help="Replace earlier results in --out (the folder is replaced whole).")
 ]
@@ -140,6 +205,15 @@ def split(
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
     strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
 ):
     """Split the images into train/val/test and plot the class counts."""
     from pneumocxr.data.dataset import load_dataset
@@ -148,8 +222,10 @@ def split(
     from pneumocxr.fileio import ensure_dir
     from pneumocxr.training.rundir import write_splits
 
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
     ensure_dir(out)
-    root = resolve_data(data)
+    root = resolve_data(_data_folder(data, spec))
     dataset = load_dataset(
         root,
         32,
@@ -158,6 +234,7 @@ def split(
         val_size=val_size,
         seed=seed,
         strict=strict,
+        labels=spec,
     )
     write_splits(out, dataset.table)
     typer.echo(f"split protocol: {PROTOCOLS[dataset.protocol]}")
@@ -283,6 +360,15 @@ def train(
     calibration: CalibrationOpt = None,
     refer_at_most: ReferOpt = None,
     strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
     trust_pickle: TrustPickleOpt = False,
     accelerator: Annotated[
         str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
@@ -306,6 +392,8 @@ def train(
     from pneumocxr.training.trainer import TrainConfig
     from pneumocxr.training.trainer import train as run_training
 
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
     if resume is not None:
         saved = read_config(find_run_dir(resume))
         fields = TrainConfig.__dataclass_fields__
@@ -314,7 +402,8 @@ def train(
             cfg.epochs = epochs
     else:
         cfg = TrainConfig(
-            data=str(resolve_data(data)),
+            data=str(resolve_data(_data_folder(data, spec))),
+            labels=None if spec is None else spec.to_dict(),
             out=str(out),
             model=model,
             epochs=epochs,
@@ -356,6 +445,37 @@ def train(
         typer.echo(f"run folder: {result.run_dir}")
 
 
+def _labels_spec(
+    labels, path_column, label_column, patient_column, patient_pattern, positive, negative,
+    uncertain, separator,
+):  # fmt: skip
+    """The --labels options as data/labels.py's LabelsSpec, or None without --labels."""
+    from pneumocxr.data.labels import LabelsSpec
+
+    given = {
+        "--path-column": path_column != "path", "--label-column": label_column != "label",
+        "--patient-column": patient_column != "patient", "--patient-pattern": patient_pattern,
+        "--positive": positive, "--negative": negative, "--uncertain": uncertain,
+        "--separator": separator is not None,
+    }  # fmt: skip
+    if labels is None:
+        stray = [name for name, value in given.items() if value]
+        if stray:
+            raise PneumoError(f"{stray[0]} goes with --labels CSV")
+        return None
+    if separator == "":
+        raise PneumoError("--separator must not be empty")
+    return LabelsSpec(
+        str(Path(labels).resolve()), path_column, label_column, patient_column, patient_pattern,
+        tuple(positive or ()), tuple(negative or ()), tuple(uncertain or ()), separator,
+    )  # fmt: skip
+
+
+def _data_folder(data, spec):
+    """--data; with --labels and no --data, the CSV's folder (never a download)."""
+    return Path(spec.csv).parent if data is None and spec is not None else data
+
+
 def _allow_pickle(weights: str, trusted: bool) -> None:
     """--trust-pickle: the user vouches for this weights file."""
     if trusted and weights not in ("default", "none"):
@@ -391,15 +511,27 @@ def run(
     external: ExternalOpt = None,
     method: SplitOpt = SplitMethod.auto,
     trust_pickle: TrustPickleOpt = False,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
     _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(
-        resolve_data(data), out, transfer.value, quick, seed, transfer_weights, external,
-        method.value,
+        resolve_data(_data_folder(data, spec)), out, transfer.value, quick, seed,
+        transfer_weights, external, method.value, strict, spec,
     )  # fmt: skip
 
 
@@ -438,6 +570,7 @@ def predict(
         int, typer.Option(min=1, help="Images per batch (memory grows with it).")
     ] = 32,
     scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
 ):
     """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
     P(pneumonia) and, for the last two, why, for each image."""
@@ -451,8 +584,10 @@ def predict(
     loaded = load_model(model or "default")
     settings = loaded.settings(threshold, scope_check == OnOff.on)
     log.info("%s", _decision_rule(settings, loaded))
-    found, failures = loaded.predict_paths(paths, threshold=threshold, batch_size=batch_size,
-                                           scope_check=scope_check == OnOff.on)  # fmt: skip
+    found, failures = loaded.predict_paths(
+        paths, threshold=threshold, batch_size=batch_size, scope_check=settings.scope_check,
+        strict=strict,
+    )  # fmt: skip
     for _, reason in failures:
         log.warning("skipped %s", reason)
     for answer in found:
@@ -526,13 +661,34 @@ def evaluate(
     tta: TTAOpt = False,
     overwrite: OverwriteOpt = False,
     scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
 ):
     """Metrics with 95% CIs over every image, the decisions (out of scope, referred, answered),
     calibration (ECE, Brier), report, confusion matrix, ROC, reliability and risk-coverage."""
     from pneumocxr.pipeline import evaluate_to_folder
 
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
     metrics = evaluate_to_folder(
-        model, out, data, split, threshold, overwrite, tta, scope_check == OnOff.on
+        model,
+        out,
+        data,
+        split,
+        threshold,
+        overwrite,
+        tta,
+        scope_check == OnOff.on,
+        strict=strict,
+        labels=spec,
     )
     low, high = metrics["auc_ci"]
     typer.echo(
@@ -566,14 +722,35 @@ def compare(
     external: ExternalOpt = None,
     tta: TTAOpt = False,
     scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
 ):
     """One ROC plot with every model, and a table of their metrics, calibration and decisions
     (markdown and JSON); with --external, internal and external side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
     from pneumocxr.pipeline import compare_models
 
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
     table = compare_models(
-        models, out, data, split, threshold, external, tta, scope_check == OnOff.on
+        models,
+        out,
+        data,
+        split,
+        threshold,
+        external,
+        tta,
+        scope_check == OnOff.on,
+        strict=strict,
+        labels=spec,
     )
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
@@ -612,12 +789,26 @@ def stress(
         int | None, typer.Option(min=10, help="Use about this many images (whole patients).")
     ] = None,
     seed: SeedOpt = 0,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
     from pneumocxr.pipeline import stress_to_folder
 
-    summary = stress_to_folder(model, out, data, split, threshold, corruption, limit, seed)
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
+    summary = stress_to_folder(
+        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=spec
+    )
     typer.echo(
         f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
         f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "

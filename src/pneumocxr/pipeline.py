@@ -53,6 +53,8 @@ def run_tutorial(
     transfer_weights: str = "default",
     external=None,
     split: str = "auto",
+    strict: bool = False,
+    labels=None,
 ) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared (and on an
     external set, when given)."""
@@ -68,14 +70,16 @@ def run_tutorial(
     log.info("run folder: %s", run_dir)
     size = QUICK["image_size"] if quick else 224  # one decoded cache serves both models
     limit = QUICK["limit"] if quick else None
-    dataset = load_dataset(root, size, split=split, seed=seed, limit=limit)
+    dataset = load_dataset(
+        root, size, split=split, seed=seed, limit=limit, strict=strict, labels=labels
+    )
     log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
     split = dataset.protocol
-    outside = None if external is None else load_external(external, size, dataset.table)
+    outside = None if external is None else load_external(external, size, dataset.table, strict)
     rundir.write_splits(run_dir, dataset.table)
-    labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
+    train_labels = dataset.labels[dataset.split_index()["train"]].int().tolist()
     train_pixels = dataset.pixels[dataset.split_index()["train"]]
-    save_figure(augmentation_figure(train_pixels, labels, seed), run_dir / "preview.png")
+    save_figure(augmentation_figure(train_pixels, train_labels, seed), run_dir / "preview.png")
     results = {}
     for name in ("smallnet", transfer):
         log.info("== training %s ==", name)
@@ -89,18 +93,20 @@ def run_tutorial(
             split=split,
             weights="default" if name == "smallnet" else transfer_weights,
             external=None if external is None else str(external),
+            strict=strict,
+            labels=None if labels is None else labels.to_dict(),
             **recipe,
         )
         results[name] = train(cfg, dataset, run_dir=run_dir / name, external=outside)
     log.info("\nvalidation metrics (internal):\n%s", _side_by_side(results))
-    _evaluate_run(run_dir, dataset.table, results, seed, external)
+    _evaluate_run(run_dir, dataset.table, results, seed, outside)
     _print_locations(run_dir, results)
     return run_dir
 
 
 def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None) -> None:
-    """Test-split evaluation, Grad-CAM on the same three test images, comparison, report."""
-    from pneumocxr.data.index import index_images
+    """Test-split evaluation, Grad-CAM on the same three test images, comparison, report;
+    `external` is the external set as loaded for training (indexed and checked once)."""
     from pneumocxr.evaluation.evaluate import (
         comparison_markdown,
         evaluate_model,
@@ -112,7 +118,7 @@ def _evaluate_run(run_dir: Path, table, results: dict, seed: int, external=None)
     from pneumocxr.report.html import write_report
 
     test = table[table["split"] == "test"][["path", "label"]].reset_index(drop=True)
-    outside = None if external is None else index_images(external)[["path", "label"]]
+    outside = None if external is None else external.table[["path", "label"]]
     examples = gradcam_examples(table[table["split"] == "test"], seed)
     evaluations, external_evaluations = [], []
     for name, result in results.items():
@@ -168,32 +174,34 @@ def _print_locations(run_dir: Path, results) -> None:
 # -- after training -------------------------------------------------------------------------
 def evaluate_to_folder(
     model, out, data=None, split=None, threshold=None, overwrite=False, tta=False,
-    scope_check: bool = True,
+    scope_check: bool = True, *, strict=False, labels=None,
 ) -> dict:  # fmt: skip
     """Evaluate into `out`, which is replaced as a whole (never half old, half new)."""
     from pneumocxr.evaluation.evaluate import EVALUATION_FILES, write_evaluation
     from pneumocxr.fileio import check_replaceable, replace_dir
 
     check_replaceable(out, EVALUATION_FILES, overwrite, "evaluate")  # before the slow part
-    evaluation = _evaluation(model, data, split, threshold, tta, scope_check)
+    evaluation = _evaluation(model, data, split, threshold, tta, scope_check, strict, labels)
     with replace_dir(out, EVALUATION_FILES, overwrite, "evaluate") as tmp:
         write_evaluation(evaluation, tmp)
     return evaluation.metrics
 
 
-def evaluate_only(model, data=None, split=None, threshold=None, scope_check: bool = True):
+def evaluate_only(model, data=None, split=None, threshold=None, scope_check: bool = True,
+                  strict: bool = False, labels=None) -> dict:  # fmt: skip
     """`evaluate_to_folder`'s metrics, writing nothing."""
-    return _evaluation(model, data, split, threshold, False, scope_check).metrics
+    return _evaluation(model, data, split, threshold, False, scope_check, strict, labels).metrics
 
 
-def _evaluation(model, data, split, threshold, tta: bool, scope_check: bool):
+def _evaluation(model, data, split, threshold, tta: bool, scope_check: bool, strict=False,
+                labels=None):  # fmt: skip
     from pneumocxr.evaluation.evaluate import evaluate_model, labelled_images
     from pneumocxr.evaluation.inference import Settings, resolve_model
 
     loaded = _with_tta(resolve_model(model), tta)
-    images = labelled_images(data, split, loaded.path)
+    images = labelled_images(data, split, loaded.path, labels=labels, strict=strict)
     settings = Settings.of(loaded, threshold, scope_check)
-    return evaluate_model(loaded, images, settings, _name(loaded))
+    return evaluate_model(loaded, images, settings, _name(loaded), strict=strict)
 
 
 def _with_tta(loaded, tta: bool):
@@ -203,7 +211,7 @@ def _with_tta(loaded, tta: bool):
 
 
 def compare_models(models, out, data=None, split=None, threshold=None, external=None, tta=False,
-                   scope_check: bool = True):  # fmt: skip
+                   scope_check: bool = True, *, strict=False, labels=None):  # fmt: skip
     """One ROC plot and one table for several models; with `external`, each model is also
     evaluated on that folder and the table shows internal, external and the gap."""
     from pneumocxr.data.index import index_images
@@ -211,17 +219,22 @@ def compare_models(models, out, data=None, split=None, threshold=None, external=
     from pneumocxr.evaluation.inference import Settings, resolve_model
 
     loaded = [_with_tta(resolve_model(m), tta) for m in models]
-    images = labelled_images(data, split, loaded[0].path)
+    images = labelled_images(data, split, loaded[0].path, labels=labels, strict=strict)
     names = [_name(m) + (" +TTA" if tta else "") for m in loaded]
     names = _numbered(
         [f"{n} [{m.path}]" if names.count(n) > 1 else n for n, m in zip(names, loaded)]
     )
     cuts = [Settings.of(m, threshold, scope_check) for m in loaded]
-    evaluations = [evaluate_model(m, images, c, n) for m, c, n in zip(loaded, cuts, names)]
+    evaluations = [
+        evaluate_model(m, images, c, n, strict=strict) for m, c, n in zip(loaded, cuts, names)
+    ]
     outside = None
     if external is not None:
-        ext_images = index_images(external)[["path", "label"]]
-        outside = [evaluate_model(m, ext_images, c, n) for m, c, n in zip(loaded, cuts, names)]
+        ext_images = index_images(external, strict)[["path", "label"]]
+        outside = [
+            evaluate_model(m, ext_images, c, n, strict=strict)
+            for m, c, n in zip(loaded, cuts, names)
+        ]
     return write_comparison(evaluations, out, outside)
 
 
@@ -263,7 +276,7 @@ def gradcam_to_folder(model, images, out, threshold=None, scope_check: bool = Tr
 
 
 def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,
-                     limit=None, seed: int = 0) -> dict:  # fmt: skip
+                     limit=None, seed: int = 0, *, strict=False, labels=None) -> dict:  # fmt: skip
     """stress.csv, stress.json, stress.md and stress.png for one model on one image set."""
     from pneumocxr.data.dataset import subset_patients
     from pneumocxr.evaluation.evaluate import labelled_images
@@ -273,12 +286,14 @@ def stress_to_folder(model, out, data=None, split=None, threshold=None, corrupti
 
     loaded = resolve_model(model)
     out = ensure_dir(out)
-    images = labelled_images(data, split, loaded.path, keep_patients=True)
+    images = labelled_images(
+        data, split, loaded.path, keep_patients=True, labels=labels, strict=strict
+    )
     if limit:
         images = subset_patients(images, limit, seed)
     cut = choose_threshold(threshold, loaded)
     log.info("stress test: %d images, threshold %.3f", len(images), cut)
-    result = stress_test(loaded, images, cut, corruptions, seed, _log_stress_row)
+    result = stress_test(loaded, images, cut, corruptions, seed, _log_stress_row, strict)
     with atomic_path(out / "stress.csv") as tmp:
         result.table.to_csv(tmp, index=False)
     summary = {"model": _name(loaded), "threshold": cut, **result.summary()}

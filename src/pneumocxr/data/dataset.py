@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pneumocxr.data.decode import decode_all
+from pneumocxr.data.decode import decode_all, unreadable_error
 from pneumocxr.data.index import index_images, require_both_classes
+from pneumocxr.data.labels import LabelsSpec, image_table
 from pneumocxr.data.split import (
     SPLITS,
     make_splits,
@@ -53,9 +54,7 @@ def drop_unreadable(table: pd.DataFrame, failures, strict: bool) -> pd.DataFrame
     if not failures:
         return table
     if strict:
-        path, reason = failures[0]
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise PneumoError(f"unreadable image: {reason}{more}")
+        raise unreadable_error(failures)
     log.warning("skipping %d unreadable file(s):", len(failures))
     for _, reason in failures:
         log.warning("  %s", reason)
@@ -74,14 +73,18 @@ def load_dataset(
     strict: bool = False,
     limit: int | None = None,
     splits: pd.DataFrame | None = None,
+    labels: LabelsSpec | None = None,
 ) -> Dataset:
-    """Index, decode and split a data folder; `splits` reuses an existing split table."""
+    """Index (or read `labels`), decode and split a data folder; `splits` reuses an existing
+    split table."""
     root = Path(root).resolve()
     if splits is not None:
         table = splits.reset_index(drop=True)
     else:
-        table = index_images(root)
-        require_both_classes(table, root)
+        table = image_table(root, labels, strict)
+        require_both_classes(table, labels.csv if labels else root)
+        if split == "auto" and labels is not None and (table["source"] != "").any():
+            split = "column"  # the CSV's own split, as a Kaggle test/ folder is used
         if limit:
             table = subset_patients(table, limit, seed)
     decoded = decode_all(table["path"], image_size)
@@ -105,19 +108,21 @@ def _check_splits(table: pd.DataFrame) -> None:
             )
 
 
-def load_external(root, image_size: int, training: pd.DataFrame | None = None) -> Dataset:
+def load_external(
+    root, image_size: int, training: pd.DataFrame | None = None, strict: bool = False
+) -> Dataset:
     """An external validation set: every image under `root`, labelled by its class folder.
 
     It must share no file with `training` (by location or by content): an external set that
     overlaps the training pool measures nothing.
     """
     root = Path(root).resolve()
-    table = index_images(root)
+    table = index_images(root, strict)
     require_both_classes(table, root)
     if training is not None:
         _refuse_overlap(table, training, root)
     decoded = decode_all(table["path"], image_size)
-    table = drop_unreadable(table, decoded.failures, strict=False).assign(split="external")
+    table = drop_unreadable(table, decoded.failures, strict).assign(split="external")
     require_both_classes(table, root)
     return Dataset(table, decoded.pixels, root)
 

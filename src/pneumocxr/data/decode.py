@@ -247,6 +247,12 @@ def decode_all(paths, size: int) -> DecodedImages:
     return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures)
 
 
+def unreadable_error(failures) -> PneumoError:
+    """--strict: the first unreadable file, and how many more there are."""
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return PneumoError(f"unreadable image: {failures[0][1]}{more}")
+
+
 class DecodeStream:
     """Batches of decoded images (uint8, B x 1 x size x size) for files in input order,
     decoded in chunks: threads decode the next chunk while the caller works on the current

@@ -8,6 +8,7 @@ normalised like the tutorial: clipped to mean +/- 2.5 SD and rescaled to 0-255.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -59,6 +60,20 @@ def is_dicom(path) -> bool:
     except OSError:
         return False
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def dicom_patient(path) -> str | None:
+    """A pseudonym of the PatientID in a DICOM header (None when there is none): images are
+    grouped by patient with it, and the identifier itself reaches no file and no message."""
+    import pydicom
+
+    _quiet_pydicom()
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+        value = str(ds.get("PatientID", "") or "").strip()
+    except Exception:  # a damaged header: decoding reports the file
+        return None
+    return "dicom-" + hashlib.sha256(value.encode()).hexdigest()[:16] if value else None
 
 
 def read_dicom_display(source, where: str | None = None, max_pixels: int | None = None):
@@ -261,7 +276,9 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
         single = target.suffix.lower() == ".png" and not target.is_dir()
         jobs = [(source, target if single else target / f"{source.stem}.png")]
     else:
-        files = sorted(p for p in source.rglob("*") if p.is_file() and is_dicom(p))
+        from pneumocxr.data.index import walk_files
+
+        files = [p for p in walk_files(source) if p.is_file() and is_dicom(p)]
         if not files:
             raise PneumoError(f"no DICOM files under {source}")
         jobs = list(zip(files, _png_names(files, source, target)))

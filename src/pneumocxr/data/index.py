@@ -8,8 +8,11 @@ subtype come from the Kaggle file names; `source` is the Kaggle part the image s
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,8 @@ from pneumocxr.errors import PneumoError
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `predict` needs none
     import pandas as pd
+
+log = logging.getLogger("pneumocxr")
 
 # Files with these names are read, in folders as when named; the content decides the format.
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -47,8 +52,9 @@ def parse_patient(filename: str) -> tuple[str, str]:
     return stem, ""
 
 
-def index_images(root) -> pd.DataFrame:
-    """Index every image under `root` (searched recursively) that sits in a class folder."""
+def index_images(root, strict: bool = False) -> pd.DataFrame:
+    """Index every image under `root` (searched recursively, through symlinks) that sits in a
+    class folder; `strict` makes a folder or link that cannot be read an error."""
     import pandas as pd
 
     root = Path(root)
@@ -57,18 +63,12 @@ def index_images(root) -> pd.DataFrame:
     if not root.is_dir():
         raise PneumoError(f"data path is not a folder: {root}")
     rows = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIPPED_DIRS)
-        label = folder_label(Path(dirpath), root)
-        if label is None:
+    for path in walk_files(root, strict):
+        label = folder_label(path.parent, root)
+        if label is None or not is_image_name(path):
             continue
-        source = kaggle_part(Path(dirpath), root)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not is_image_name(path):
-                continue
-            patient, subtype = parse_patient(name)
-            rows.append((_absolute(path), label, patient, subtype, source))
+        patient, subtype = parse_patient(path.name)
+        rows.append((_absolute(path), label, patient, subtype, kaggle_part(path.parent, root)))
     table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         raise PneumoError(
@@ -76,6 +76,135 @@ def index_images(root) -> pd.DataFrame:
             f"holding image files ({IMAGE_KINDS})"
         )
     return drop_copies(table.sort_values("path", ignore_index=True))
+
+
+@dataclass
+class FolderWalk:
+    """What walking a folder found: its files, and what it could not read or left out."""
+
+    files: list[Path] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # "permission denied: FOLDER"
+    broken: list[str] = field(default_factory=list)  # "broken link: LINK", "symlink loop: LINK"
+    loops: list[Path] = field(default_factory=list)  # folder links back into their own path
+    hidden: dict[str, int] = field(default_factory=dict)  # hidden folder -> images in it
+
+
+def walk_files(root, strict: bool = False) -> list[Path]:
+    """Every file under the folder `root`, sorted, as paths through `root` (symlinked folders
+    and files are followed). Hidden files and folders and `__MACOSX` are left out. What could
+    not be read, or was left out, is said in one warning line per kind; with `strict`,
+    unreadable folders and broken links are an error instead. Every command that reads a
+    folder goes through here."""
+    found = scan_folder(root)
+    report_walk(found, strict)
+    return sorted(found.files)
+
+
+def scan_folder(root) -> FolderWalk:
+    """Walk `root` depth first; a folder link that leads back to a folder being walked (a
+    loop) is noted and not entered."""
+    root = Path(root)
+    found = FolderWalk()
+    try:
+        top = os.stat(root)
+        entries = _entries(root)
+    except OSError as err:
+        raise PneumoError(f"cannot read the folder {root} ({_reason(err)})") from None
+    stack = [(root, entries, frozenset({(top.st_dev, top.st_ino)}))]
+    while stack:
+        folder, entries, above = stack.pop()
+        for entry in entries:
+            _visit(Path(folder, entry.name), entry, above, found, stack)
+    return found
+
+
+def _visit(path: Path, entry: os.DirEntry, above: frozenset, found: FolderWalk, stack) -> None:
+    if entry.name.lower() in SKIPPED_DIRS:
+        return
+    hidden = entry.name.startswith(".")
+    try:
+        info = entry.stat()  # through a link: its target
+    except OSError as err:
+        if entry.is_symlink() and not hidden:
+            kind = "symlink loop" if err.errno == errno.ELOOP else "broken link"
+            found.broken.append(f"{kind}: {path}")
+        elif not hidden:
+            found.files.append(path)  # decoding says what is wrong with it
+        return
+    if not entry.is_dir():
+        if not hidden:
+            found.files.append(path)
+        return
+    key = (info.st_dev, info.st_ino)
+    if key in above:
+        if not hidden:
+            found.loops.append(path)
+        return
+    if hidden:
+        found.hidden[str(path)] = _images_inside(path)
+        return
+    try:
+        stack.append((path, _entries(path), above | {key}))
+    except OSError as err:
+        found.unreadable.append(f"{_reason(err)}: {path}")
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    with os.scandir(folder) as listing:
+        return sorted(listing, key=lambda e: e.name, reverse=True)  # popped in name order
+
+
+def _images_inside(folder: Path) -> int:
+    """Image files (by name) in a hidden folder, for the message saying they are left out."""
+    try:
+        inner = scan_folder(folder)
+    except PneumoError:
+        return 0
+    named = [p for p in inner.files if p.suffix.lower() in IMAGE_SUFFIXES + DICOM_SUFFIXES]
+    return len(named) + sum(inner.hidden.values())
+
+
+def report_walk(found: FolderWalk, strict: bool = False) -> None:
+    """One line per kind of trouble: a warning, or with `strict` an error for lost input."""
+    if found.unreadable:
+        n = len(found.unreadable)
+        text = f"{_count(n, 'folder')} could not be read ({_first(found.unreadable)})"
+        if strict:
+            raise PneumoError(text)
+        log.warning("%s; %s images are not used", text, "its" if n == 1 else "their")
+    if found.broken:
+        n = len(found.broken)
+        text = f"{_count(n, 'link')} cannot be followed ({_first(found.broken)})"
+        if strict:
+            raise PneumoError(text)
+        log.warning("%s; %s skipped", text, "it is" if n == 1 else "they are")
+    if found.loops:  # nothing is lost: the folder a loop leads to is read once
+        loops = [f"{p} -> {os.path.realpath(p)}" for p in found.loops]
+        log.warning(
+            "%s not followed (%s: a link to a folder it is inside)",
+            _count(len(loops), "symlink loop"),
+            _first(loops),
+        )
+    hidden = {name: n for name, n in found.hidden.items() if n}
+    if hidden:
+        log.warning(
+            "%s in hidden folders left out (%s)",
+            _count(sum(hidden.values()), "image file"),
+            _first([f"{name}: {n}" for name, n in hidden.items()]),
+        )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _first(items: list[str], shown: int = 3) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
+
+
+def _reason(err: OSError) -> str:
+    return (err.strerror or type(err).__name__).lower()
 
 
 def is_image_name(path: Path) -> bool:

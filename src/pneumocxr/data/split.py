@@ -9,9 +9,13 @@ is kept to reproduce the tutorial's numbers.
 the test split is the `test` folder, validation is carved by patient from `train` together
 with the 16-image `val` folder, and no patient crosses between train and validation. Results
 are then comparable to the literature, which reports on the 624 images of `test`.
+`column`: the split a labels CSV gives each image in its `split` column (train, val, test), as
+it is (for a Kaggle-layout folder: its train/, val/ and test/ folders).
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -20,12 +24,14 @@ from sklearn.model_selection import train_test_split
 from pneumocxr.data.index import class_counts
 from pneumocxr.errors import PneumoError
 
+log = logging.getLogger("pneumocxr")
 SPLITS = ("train", "val", "test")
-METHODS = ("patient", "image", "official")
+METHODS = ("patient", "image", "official", "column")
 PROTOCOLS = {
     "official": "official (test = the test/ folder; validation carved by patient from train/)",
     "patient": "patient (all images pooled, split by patient)",
     "image": "image (the tutorial's: images split at random, patients may cross splits)",
+    "column": "column (the split column of the labels CSV, as it is)",
 }
 
 
@@ -55,8 +61,10 @@ def make_splits(
     method = resolve_split(method, table)
     if method not in METHODS:
         raise PneumoError(f"unknown split method {method!r}; choose from {', '.join(METHODS)}")
-    splitter = _split_images if method == "image" else _split_patients
     table = table.reset_index(drop=True).copy()
+    if method == "column":
+        return _given_splits(table)
+    splitter = _split_images if method == "image" else _split_patients
     if method == "official":
         rest, test = _official_test(table)
     else:
@@ -78,6 +86,32 @@ def _official_test(table: pd.DataFrame):
             "PNEUMONIA/) beside train/ in the data folder; use --split patient otherwise"
         )
     return table.index[source != "test"], test
+
+
+def _given_splits(table: pd.DataFrame) -> pd.DataFrame:
+    """--split column: each image's `source` (a labels CSV's split column) is its split."""
+    source = table["source"] if "source" in table else pd.Series("", index=table.index)
+    missing = table.loc[~source.isin(SPLITS), "path"]
+    if len(missing):
+        raise PneumoError(
+            f"--split column needs a split (train, val or test) for every image; "
+            f"{len(missing)} have none, e.g. {missing.iloc[0]} (or give --split patient)"
+        )
+    empty = [s for s in SPLITS if not (source == s).any()]
+    if empty:
+        raise PneumoError(
+            f"the split column names no {empty[0]} image; give train, val and test images, "
+            "or use --split patient"
+        )
+    crossing = table.groupby("patient")["source"].nunique() > 1
+    if crossing.any():
+        log.warning(
+            "%d patient(s) have images in two splits of the split column (e.g. %s): "
+            "test figures may be optimistic",
+            int(crossing.sum()),
+            crossing[crossing].index[0],
+        )
+    return table.assign(split=source.to_numpy())
 
 
 def _split_images(table: pd.DataFrame, size: float, seed: int):

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pneumocxr.data.decode import unreadable_error
 from pneumocxr.data.index import index_images
+from pneumocxr.data.labels import image_table
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import Settings, predict_paths
 from pneumocxr.evaluation.metrics import (
@@ -55,12 +57,21 @@ class Evaluation:
 
 
 def labelled_images(
-    data=None, split: str | None = None, model_dir=None, keep_patients: bool = False
+    data=None,
+    split: str | None = None,
+    model_dir=None,
+    keep_patients: bool = False,
+    *,
+    labels=None,
+    strict: bool = False,
 ) -> pd.DataFrame:
-    """The images to evaluate: a data folder, or one split of the run the model came from.
+    """The images to evaluate: a data folder (or a labels CSV, data/labels.py's LabelsSpec), or
+    one split of the run the model came from.
 
     Columns `path, label` (and `patient` with `keep_patients`)."""
     columns = ["path", "label", "patient"] if keep_patients else ["path", "label"]
+    if split and labels is not None:
+        raise PneumoError("--split reads the run's splits.csv; --labels goes with --data")
     if split:
         if model_dir is None:
             raise PneumoError("--split needs a run folder as MODEL (its splits.csv says which)")
@@ -69,21 +80,26 @@ def labelled_images(
         if table.empty:
             raise PneumoError(f"the run has no {split!r} split")
         return table[columns].reset_index(drop=True)
+    if labels is not None:
+        return image_table(data, labels)[columns]
     if data is None:
         raise PneumoError("give --data DIR (a labelled folder) or --split test")
-    return index_images(data)[columns]
+    return index_images(data, strict)[columns]
 
 
 def evaluate_model(
     loaded: LoadedModel, images: pd.DataFrame, settings: Settings, name: str = "",
-    n_boot: int = 1000,
+    n_boot: int = 1000, strict: bool = False,
 ) -> Evaluation:  # fmt: skip
-    """Predict every image (skipping unreadable ones with a warning) and score the result.
+    """Predict every image (skipping unreadable ones with a warning, or failing on them with
+    `strict`) and score the result.
 
     The classification metrics are over every image at the threshold (`predicted`), as the
     literature's are; the decisions (`decision`: OUT_OF_SCOPE, UNCERTAIN, NORMAL, PNEUMONIA)
     are scored apart (`answered_*`), with the calibration (ECE, Brier) and risk-coverage."""
     answers, failures = predict_paths(loaded, list(images["path"]), settings=settings)
+    if failures and strict:
+        raise unreadable_error(failures)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if answers.empty:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumocxr.data.decode import DecodeStream
-from pneumocxr.data.index import IMAGE_KINDS, is_image_name
+from pneumocxr.data.index import IMAGE_KINDS, is_image_name, walk_files
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.calibration import Band, decide, sigmoid
 from pneumocxr.models.io import LoadedModel, load_model
@@ -39,17 +39,20 @@ def resolve_model(spec=None, legacy: bool = False) -> LoadedModel:
     return load_model(path, legacy)
 
 
-def expand_inputs(paths) -> list[Path]:
-    """Files as given, folders searched recursively for image and DICOM files."""
+def expand_inputs(paths, strict: bool = False) -> list[Path]:
+    """Files as given, folders searched recursively (through symlinks) for image and DICOM
+    files; `strict` makes a folder or link in them that cannot be read an error."""
     files = []
     for item in map(Path, paths):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if is_image_name(p) and not p.is_dir())
+            found = [p for p in walk_files(item, strict) if is_image_name(p)]
             if not found:
                 raise PneumoError(f"no image files ({IMAGE_KINDS}) in {item}")
             files += found
         elif item.exists():
             files.append(item)  # a FIFO or device is refused when decoding, like a bad file
+        elif item.is_symlink():
+            raise PneumoError(f"broken link: {item}")
         else:
             raise PneumoError(f"no such file or folder: {item}")
     return files

@@ -17,7 +17,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from pneumocxr.data.corruptions import CORRUPTIONS, MEDMNIST_C
-from pneumocxr.data.decode import decode_all
+from pneumocxr.data.decode import decode_all, unreadable_error
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.inference import predict_images
 from pneumocxr.models.io import LoadedModel
@@ -72,6 +72,7 @@ def stress_test(
     corruptions=None,
     seed: int = 0,
     progress=None,
+    strict: bool = False,
 ) -> StressResult:
     """Score `loaded` on `images` (path, label) clean and under every corruption."""
     names = list(corruptions or CORRUPTIONS)
@@ -81,6 +82,8 @@ def stress_test(
             f"unknown corruption {unknown[0]!r}; choose from {', '.join(CORRUPTIONS)}"
         )
     decoded = decode_all(images["path"], loaded.preprocessing.image_size)
+    if decoded.failures and strict:
+        raise unreadable_error(decoded.failures)
     for _, reason in decoded.failures:
         log.warning("skipped %s", reason)
     labels = (images["label"][decoded.ok] == "PNEUMONIA").to_numpy(dtype=int)

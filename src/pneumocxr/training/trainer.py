@@ -23,6 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from pneumocxr import __version__
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import Dataset, load_dataset, load_external
+from pneumocxr.data.labels import LabelsSpec
 from pneumocxr.data.split import PROTOCOLS, split_summary
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import ensure_dir, write_json, write_text
@@ -111,6 +112,7 @@ class TrainConfig:
     corruption_p: float = 0.0  # share of training images given a stress-test corruption
     mixup: float = 0.0  # mixup's Beta parameter; 0 turns it off
     label_smoothing: float = 0.0
+    labels: dict | None = None  # a labels CSV read with `data` (data/labels.py's LabelsSpec)
     external: str | None = None  # an external validation folder, evaluated every epoch
     select_on: str = "val"  # what checkpoints, early stopping and the lr schedule follow
     feature_cache: bool = True
@@ -255,6 +257,7 @@ def train(
             strict=cfg.strict,
             limit=cfg.limit,
             splits=splits,
+            labels=LabelsSpec.from_dict(cfg.labels) if cfg.labels else None,
         )
     if dataset.protocol in PROTOCOLS:
         cfg.split = dataset.protocol  # config.json and model.json say what "auto" became
@@ -287,7 +290,7 @@ def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Data
     if not cfg.external:
         return None
     if given is None:
-        given = load_external(cfg.external, cfg.image_size, dataset.table)
+        given = load_external(cfg.external, cfg.image_size, dataset.table, cfg.strict)
     log.info(
         "external set: %d images from %s (reported beside validation; %s)",
         len(given.table),
@@ -518,6 +521,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
         "training": {
             "run": Path(run_dir).name,
             "data": Path(dataset.root).name,
+            **({"labels": Path(cfg.labels["csv"]).name} if cfg.labels else {}),
             "split": cfg.split,
             "seed": cfg.seed,
             "images": split_summary(dataset.table),
