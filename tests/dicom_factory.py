@@ -34,6 +34,7 @@ def make_dicom(
     intercept=None,
     window=None,
     pixel_data=True,
+    **tags,
 ) -> Path:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CR_IMAGE_STORAGE if modality == "CR" else CTImageStorage
@@ -54,6 +55,8 @@ def make_dicom(
         ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = slope, intercept, "US"
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = window
+    for name, value in tags.items():  # Modality, BodyPartExamined, ViewPosition...
+        setattr(ds, name, value)
     if pixel_data:
         ds.PixelData = stored.astype(np.uint16).tobytes()
     if compress is not None:

@@ -135,8 +135,8 @@ def test_bad_training_numbers(small_data, tmp_path, option, value, message):
 
 def test_a_damaged_model_file(tmp_path):
     for text, message in (("[1, 2]", "not a pneumocxr model"), (
-        '{"format": "pneumocxr-model/1", "architecture": "smallnet"}', "incomplete or damaged"
-    )):  # fmt: skip
+        '{"format": "pneumocxr-model/2", "architecture": "smallnet"}', "incomplete or damaged"
+    ), ('{"format": "pneumocxr-model/1"}', "exported by an earlier pneumocxr")):  # fmt: skip
         (tmp_path / "model.json").write_text(text)
         image = shared_images("NORMAL", 1)[0]
         assert_clean_error(cli("predict", "--model", tmp_path, image, check=False), message)

@@ -35,24 +35,32 @@ def test_evaluate_writes_every_output(evaluated):
         "confusion_matrix.png",
         "roc.png",
         "calibration.png",
+        "risk_coverage.png",
     ):
         assert (out / name).stat().st_size > 0, name
-    assert "AUC" in result.stdout
+    assert "AUC" in result.stdout and "referred (UNCERTAIN)" in result.stdout
     predictions = pd.read_csv(out / "predictions.csv")
-    assert list(predictions.columns) == ["path", "label", "p_pneumonia", "predicted"]
+    assert list(predictions.columns) == [
+        "path", "label", "p_pneumonia", "predicted", "decision", "in_scope", "scope_score",
+        "reason", "p_uncalibrated",
+    ]  # fmt: skip
+    assert set(predictions["decision"]) <= {"NORMAL", "PNEUMONIA", "UNCERTAIN", "OUT_OF_SCOPE"}
+    # X-rays from the training folder: the scope check refuses (almost) none of them
+    assert predictions["in_scope"].mean() >= 0.95
     assert len(predictions) == 80
     assert "precision" in (out / "report.txt").read_text()
 
 
-def test_metrics_agree_with_scikit_learn(evaluated):
+def test_metrics_agree_with_scikit_learn(evaluated, smallnet_run):
     out, _ = evaluated
     predictions = pd.read_csv(out / "predictions.csv")
     m = json.loads((out / "metrics.json").read_text())
     y = (predictions["label"] == "PNEUMONIA").astype(int)
     p = predictions["p_pneumonia"]
-    yhat = (p >= 0.5).astype(int)
+    threshold = json.loads((smallnet_run / "model.json").read_text())["threshold"]
+    yhat = (p >= threshold).astype(int)
     assert (predictions["predicted"] == np.where(yhat, "PNEUMONIA", "NORMAL")).all()
-    assert m["threshold"] == 0.5 and m["n"] == 80
+    assert m["threshold"] == threshold and m["n"] == 80
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, yhat))
     assert m["auc"] == pytest.approx(skm.roc_auc_score(y, p))
     assert m["sensitivity"] == pytest.approx(skm.recall_score(y, yhat))
@@ -113,7 +121,8 @@ def test_predict_folders_text_output_and_bad_files(smallnet_run, holdout, tmp_pa
     (tmp_path / "junk.png").write_text("not a png")
     result = cli("predict", "--model", smallnet_run, holdout / "NORMAL", tmp_path / "junk.png")
     rows = [line.split("\t") for line in result.stdout.splitlines()]
-    assert len(rows) == 40 and {r[1] for r in rows} <= {"NORMAL", "PNEUMONIA"}
+    assert len(rows) == 40
+    assert {r[1] for r in rows} <= {"NORMAL", "PNEUMONIA", "UNCERTAIN", "OUT_OF_SCOPE"}
     assert "junk.png" in result.stderr
     missing = cli("predict", "--model", smallnet_run, tmp_path / "nope.jpeg", check=False)
     assert missing.returncode == 1 and "no such file" in missing.stderr

@@ -1,4 +1,9 @@
-"""pneumocxr: train, evaluate, explain and serve chest X-ray classifiers (NORMAL vs PNEUMONIA)."""
+"""pneumocxr: train, evaluate, explain and serve chest X-ray classifiers (NORMAL vs PNEUMONIA).
+
+The Python API (docs/API.md): `pneumocxr.load_model`, `Model.predict`, `Model.gradcam`,
+`pneumocxr.train`, `pneumocxr.evaluate`. They load torch on first use, so `import pneumocxr`
+and the command line's `--help` stay fast.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -8,3 +13,12 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 CLASS_NAMES = ("NORMAL", "PNEUMONIA")
+__all__ = ["CLASS_NAMES", "Model", "Prediction", "__version__", "evaluate", "load_model", "train"]
+
+
+def __getattr__(name: str):
+    if name in ("Model", "Prediction", "evaluate", "load_model", "train"):
+        from pneumocxr import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pneumocxr' has no attribute {name!r}")

@@ -212,8 +212,9 @@ def load_model(path, legacy: bool = False) -> LoadedModel:
         base, weights_file = record.get("base"), record["file"]
     except (KeyError, TypeError, AttributeError, ValueError) as err:
         raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
-    check_meta(meta, cls, prep, meta_path)
+    # An edit is named as an edit before any value is judged on its own.
     weights_path = _verified_weights(meta_path, meta, weights_file, found == FORMAT)
+    check_meta(meta, cls, prep, meta_path)
     if base:
         _check_base(cls, base)  # before loading it, so a changed file fails with this message
     model = cls.create(prep.image_size, weights="default" if base else "none")
@@ -295,9 +296,9 @@ def _load_ensemble(meta_path: Path, meta: dict, legacy: bool) -> LoadedModel:
         paths = [entry["path"] for entry in entries]
     except (KeyError, TypeError) as err:
         raise PneumoError(f"{meta_path} is incomplete or damaged (at {err})") from None
-    _check_threshold(meta, meta_path)
     if meta.get("format") == ENSEMBLE_FORMAT:
         _verified_weights(meta_path, meta, WEIGHTS_NAME, True)
+    _check_threshold(meta, meta_path)
     root = meta_path.parent.resolve()
     members = []
     for entry, path in zip(entries, paths):
