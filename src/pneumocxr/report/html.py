@@ -22,6 +22,7 @@ SECTIONS = {  # file in a model's sub-run -> what it shows
     "report": "evaluation/report.txt",
     "confusion": "evaluation/confusion_matrix.png",
     "calibration": "evaluation/calibration.png",
+    "risk_coverage": "evaluation/risk_coverage.png",
     "gradcam": "gradcam/panel.png",
 }
 
@@ -71,6 +72,9 @@ def build_report(run_dir) -> str:
     )
     env.filters["num"] = number
     comparison = _json(run_dir / "comparison" / "comparison.json")
+    by_name = {c.get("name"): c for c in comparison or []}
+    for m in models:
+        m["test"] = by_name.get(m["name"], {})
     return env.get_template("report.html.j2").render(
         run=run_dir.name,
         created=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
