@@ -13,6 +13,8 @@
     python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
     python benchmarks/run.py speed             # the three above, then report (about 6 minutes)
     python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 / int8 (tried, dropped)
+    python benchmarks/run.py scope             # the scope check on outside images (about 10 min)
+    python benchmarks/run.py calibration       # cross-fitted ECE and UNCERTAIN, external set
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -331,10 +333,10 @@ def predict_folder(_args, count: int = 2000) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for image in images:
             (Path(tmp) / image.name).symlink_to(image)
-        for engine in ("torch",):
-            result = measured([*PNEUMOCXR, "predict", tmp])
-            rows.append({"engine": engine, "images": len(images), "wall_s": result["wall_s"],
-                         "img_s": len(images) / result["wall_s"],
+        for scope_check in ("off", "on", "off", "on"):  # interleaved: load drifts
+            result = measured([*PNEUMOCXR, "predict", tmp, "--scope-check", scope_check])
+            rows.append({"engine": "torch", "scope_check": scope_check, "images": len(images),
+                         "wall_s": result["wall_s"], "img_s": len(images) / result["wall_s"],
                          "peak_rss_mb": result["peak_rss_mb"]})  # fmt: skip
             print(rows[-1], flush=True)
     command = f"pneumocxr predict FOLDER  # {count} images of {DATA}/train"
@@ -450,6 +452,18 @@ def _load_test(images: list[Path], max_batch: int, env: dict, tmp: Path) -> dict
     return json.loads(done.stdout)
 
 
+def scope(_args) -> None:
+    from trust import scope as measure  # benchmarks/trust.py
+
+    measure(save)
+
+
+def calibration(_args) -> None:
+    from trust import calibration as measure  # benchmarks/trust.py
+
+    measure(save)
+
+
 def report(_args) -> None:
     from render import render  # benchmarks/render.py
 
@@ -470,6 +484,8 @@ JOBS = {
     "predict-folder": predict_folder,
     "predict-cold": predict_cold,
     "onnx-int8": onnx_int8,
+    "scope": scope,
+    "calibration": calibration,
     "speed": speed,
     "report": report,
 }
