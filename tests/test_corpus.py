@@ -116,7 +116,7 @@ def test_predict_a_folder_of_every_case(corpus, runs):
         row = json.loads(line)
         answers[row["path"]] = row
     for case in images(cases, "ok"):
-        row = answers.pop(str(case.path))
+        row = answers.pop(display_path(case.path))  # --json escapes names as text output does
         assert 0 <= row["p_pneumonia"] <= 1 and row["label"] in ("NORMAL", "PNEUMONIA")
     assert not answers  # nothing refused was answered
     assert_refusals_listed(result, images(cases, "refuse"))

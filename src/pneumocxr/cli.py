@@ -396,7 +396,8 @@ def predict(
         log.warning("skipped %s", reason)
     for path, prob, label in rows:
         if as_json:
-            typer.echo(json.dumps({"path": path, "label": label, "p_pneumonia": round(prob, 6)}))
+            shown = display_path(path)  # valid UTF-8, escaped as in the text output
+            typer.echo(json.dumps({"path": shown, "label": label, "p_pneumonia": round(prob, 6)}))
         else:
             typer.echo(f"{display_path(path)}\t{label}\t{prob:.4f}")
     if csv is not None and rows:

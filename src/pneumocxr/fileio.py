@@ -8,6 +8,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -229,17 +230,42 @@ def write_text(path, text: str) -> Path:
 
 
 def write_csv(path, table) -> Path:
-    """A table as UTF-8 CSV; paths that are not UTF-8 keep their exact bytes (read them back
-    with `read_csv`), so a listed file can always be found again."""
+    """A table as UTF-8 CSV; paths that are not UTF-8 keep their exact bytes, and text a
+    spreadsheet would run as a formula is quoted (`escape_cell`): read them back with
+    `read_csv`, so a listed file can always be found again."""
+    table = table.apply(lambda column: column.map(escape_cell))
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape")
+        # RFC 4180's CRLF: Python's csv quotes a cell holding CR only when CR ends lines, and
+        # an unquoted CR in a file name would split its row when read back.
+        table.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape",
+                     lineterminator="\r\n")  # fmt: skip
     return Path(path)
 
 
 def read_csv(path, **options):
+    """A CSV that `write_csv` wrote, with its text cells as they were before quoting."""
     import pandas as pd
 
-    return pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
+    table = pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
+    return table.apply(lambda column: column.map(unescape_cell))
+
+
+# OWASP's advice against CSV injection: a cell starting with = + - @ tab or CR is a formula to
+# spreadsheets (`=cmd|' /C calc'!A0` as a file name), so it gets a leading single quote.
+# Quotes before such a character get one more, so `unescape_cell` restores any text exactly.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def escape_cell(value):
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value):
+    if isinstance(value, str) and value.startswith("'") and _FORMULA.match(value, 1):
+        return value[1:]
+    return value
 
 
 def write_json(path, obj) -> Path:
