@@ -98,6 +98,7 @@ def test_resume_uses_the_best_checkpoint_when_the_last_is_damaged(small_data, tm
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from pneumocxr.fileio import DiskFull
     from pneumocxr.training.checkpoints import AtomicCheckpointIO, checkpoint_epoch
 
     path = tmp_path / "train-last.ckpt"
@@ -108,7 +109,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFull, match=f"no space left on {tmp_path}"):
         AtomicCheckpointIO().save_checkpoint({"epoch": 2, "state_dict": {}}, path)
     assert checkpoint_epoch(path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["train-last.ckpt"]

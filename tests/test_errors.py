@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from conftest import cli, make_subset, shared_images
+from conftest import cli, cli_batch, make_subset, shared_images
+from pneumocxr.errors import PneumoError
 
 
 def assert_clean_error(result, *fragments):
@@ -150,3 +158,117 @@ def test_an_oversized_image_is_skipped_like_a_corrupt_one(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 1000-pixel "bomb" limit
     decoded = decode_all(shared_images("NORMAL", 1), 64)
     assert decoded.pixels.shape[0] == 0 and "decompression bomb" in decoded.failures[0][1]
+
+
+# -- a full disk --------------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A small tmpfs filled to the last byte: real ENOSPC from every writer. Needs root and
+    `mount` (a container may refuse it: then skipped; the in-process tests below still run)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mount],
+                          capture_output=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_folder(full_disk, tmp_path):
+    from corpus import good_model
+    from dicom_factory import make_dicom, twelve_bit
+
+    model = good_model(tmp_path / "model")
+    image = shared_images("NORMAL", 1)[0]
+    data = make_subset(tmp_path / "data", 20, 20)
+    dicom = make_dicom(tmp_path / "scan.dcm", twelve_bit(np.full((64, 64), 100, np.uint8)))
+    commands = {
+        "export": ["export", model, "--out", full_disk / "export"],
+        "csv": ["predict", image, "--csv", full_disk / "csv" / "p.csv"],
+        "split": ["split", "--data", data, "--out", full_disk / "split"],
+        "evaluate": ["evaluate", model, "--data", data, "--out", full_disk / "evaluate"],
+        "gradcam": ["gradcam", model, image, "--out", full_disk / "gradcam"],
+        "dicom2png": ["dicom2png", dicom, full_disk / "png" / "scan.png"],
+    }
+    results = dict(zip(commands, cli_batch(list(commands.values()))))
+    for name, result in results.items():
+        folder = "png" if name == "dicom2png" else name
+        assert_clean_error(result, f"no space left on {full_disk / folder}")
+        assert "internal error" not in result.stderr
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # no folder left behind
+
+
+def test_a_checkpoint_write_on_a_full_disk_says_so(full_disk):
+    from pneumocxr.fileio import DiskFull
+    from pneumocxr.training.checkpoints import AtomicCheckpointIO
+
+    state = {"epoch": 1, "weights": torch.zeros(100_000)}
+    with pytest.raises(DiskFull, match=f"no space left on {full_disk / 'run'}"):
+        AtomicCheckpointIO().save_checkpoint(state, full_disk / "run" / "train-last.ckpt")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+    from safetensors import SafetensorError
+
+    from pneumocxr import cli as cli_module
+    from pneumocxr.fileio import is_disk_full, write_csv
+
+    rust = SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)"
+    )
+    assert is_disk_full(rust) and is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    wrapped = RuntimeError("saving failed")
+    wrapped.__cause__ = OSError(errno.ENOSPC, "No space left on device")
+    assert is_disk_full(wrapped)
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
+    with pytest.raises(PneumoError, match=f"^no space left on {tmp_path / 'new'}$"):
+        write_csv(tmp_path / "new" / "p.csv", pd.DataFrame({"a": [1]}))
+    assert list(tmp_path.iterdir()) == []  # the folder it made for the file is gone again
+
+    def export_fails(*_args, **_kwargs):  # a library error outside pneumocxr's writers
+        raise rust
+
+    monkeypatch.setattr("pneumocxr.pipeline.export_model", export_fails)
+    monkeypatch.setattr(sys, "argv", ["pneumocxr", "export", "default", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli_module.main()
+    assert capsys.readouterr().err.endswith("error: no space left on the disk\n")
+
+
+# -- outputs checked before the slow part --------------------------------------------------------
+def test_evaluate_checks_its_out_folder_before_any_inference(tmp_path, monkeypatch):
+    from pneumocxr.errors import PneumoError
+    from pneumocxr.pipeline import evaluate_to_folder
+
+    def inference(*_args, **_kwargs):
+        pytest.fail("the model ran before --out was checked")
+
+    monkeypatch.setattr("pneumocxr.evaluation.evaluate.evaluate_model", inference)
+    monkeypatch.setattr("pneumocxr.evaluation.inference.resolve_model", inference)
+    data = make_subset(tmp_path / "data", 2, 2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("I am a file")
+    with pytest.raises(PneumoError, match=f"cannot create folder {blocker / 'out'}: .* not a"):
+        evaluate_to_folder("default", blocker / "out", data)
+    locked = tmp_path / "locked"  # read-only for a user; root writes anyway, so simulated
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != locked and
+                        real_access(p, mode, **kw))  # fmt: skip
+    for out in (locked / "out", locked / "deeper" / "out"):
+        with pytest.raises(PneumoError, match=f"output folder is not writable: {locked}"):
+            evaluate_to_folder("default", out, data)
+    assert blocker.read_text() == "I am a file" and list(locked.iterdir()) == []

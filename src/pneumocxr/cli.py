@@ -114,10 +114,10 @@ def split(
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.download import resolve_data
     from pneumocxr.data.split import PROTOCOLS, split_summary
-    from pneumocxr.fileio import ensure_dir
+    from pneumocxr.fileio import check_can_create
     from pneumocxr.training.rundir import write_splits
 
-    ensure_dir(out)
+    check_can_create(out)  # now; the folder itself is made when its files are written
     root = resolve_data(data)
     dataset = load_dataset(
         root,
@@ -774,15 +774,24 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except OSError as err:
+        _fail_if_disk_full(err)
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
         _fail(f"{err.strerror or err}{where}")
     except Exception as err:  # a bug: one line by default, the traceback on request
+        _fail_if_disk_full(err)  # libraries wrap ENOSPC in their own errors (safetensors)
         if os.environ.get("PNEUMOCXR_DEBUG"):
             raise
         _fail(
             f"internal error ({type(err).__name__}: {err}); "
             "set PNEUMOCXR_DEBUG=1 to see the traceback"
         )
+
+
+def _fail_if_disk_full(err: BaseException) -> None:
+    from pneumocxr.fileio import disk_full_message, is_disk_full
+
+    if is_disk_full(err):
+        _fail(disk_full_message(err))
 
 
 def _fail(message: str) -> None:

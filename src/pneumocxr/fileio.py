@@ -16,6 +16,53 @@ from pathlib import Path
 from pneumocxr.errors import PneumoError
 
 
+class DiskFull(PneumoError):
+    """A write failed for want of space."""
+
+    def __init__(self, folder):
+        super().__init__(f"no space left on {folder}")
+
+
+# How libraries that do their own writing report ENOSPC: safetensors ("os error 28"),
+# Rust's io::ErrorKind ("StorageFull"), C's strerror. PyTorch's own writer says only that a
+# write failed ("enforce fail ... unexpected pos"), hence the look at the free space.
+_NO_SPACE = re.compile(r"os error 28|No space left|StorageFull|ENOSPC", re.IGNORECASE)
+_WRITE_FAILED = re.compile(r"write failed|failed writing|unexpected pos", re.IGNORECASE)
+
+
+def is_disk_full(err: BaseException, folder=None) -> bool:
+    """Whether `err` (or an error it wraps) says that a disk is full; `folder`, when given,
+    is where the write went: a bare write failure counts when that disk has no room left."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DiskFull):
+            return True
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err)
+        if _NO_SPACE.search(text) or (folder and _WRITE_FAILED.search(text) and _no_room(folder)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _no_room(folder) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bfree * stats.f_frsize < 2**20
+
+
+def disk_full_message(err: BaseException) -> str:
+    """One line for a full disk, naming the folder where the failed write went if known."""
+    if isinstance(err, DiskFull):
+        return str(err)
+    name = getattr(err, "filename", None)
+    return f"no space left on {os.path.dirname(os.path.abspath(name)) if name else 'the disk'}"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; rename it over `path` only on success.
@@ -25,16 +72,22 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     if path.is_dir():
         raise PneumoError(f"{path} is a folder; give a file name")
-    ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    created = make_dirs(path.parent)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except BaseException as err:
+        remove_empty_dirs(created)  # a failed first write leaves no empty folder behind
+        if is_disk_full(err, path.parent):
+            raise DiskFull(path.parent) from err
+        raise
     remove_stale_temps(path)
 
 
@@ -54,6 +107,10 @@ def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         _swap_in(tmp, path)
+    except BaseException as err:
+        if is_disk_full(err, path.parent):  # name the user's folder, not the temporary one
+            raise DiskFull(path) from err
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # after the swap it holds the old folder
 
@@ -64,7 +121,9 @@ def check_replaceable(path, owned: set[str], overwrite: bool, command: str) -> N
     if path == Path.cwd() or path in Path.cwd().parents:
         raise PneumoError(f"{path} is the current folder or holds it; give a folder inside it")
     if not path.exists():
+        check_can_create(path)
         return
+    check_can_create(path.parent)  # the new folder is made beside `path`
     if not path.is_dir():
         raise PneumoError(f"{path} is a file, not a folder")
     names = sorted(p.name for p in path.iterdir())
@@ -308,6 +367,38 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     finally:
         plt.close(fig)  # also when saving fails: figures otherwise pile up in pyplot
     return Path(path)
+
+
+def make_dirs(path) -> list[Path]:
+    """`ensure_dir`, returning the folders it created, innermost first."""
+    path = Path(path)
+    created = []
+    for folder in [path, *path.parents]:
+        if os.path.lexists(folder):
+            break
+        created.append(folder)
+    ensure_dir(path)
+    return created
+
+
+def remove_empty_dirs(folders) -> None:
+    """Remove these folders (innermost first) while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def check_can_create(path) -> None:
+    """Fail before any slow work when folder `path` could not be made or written into: a file
+    in the way, or a folder above it that is not writable."""
+    path = Path(path).absolute()
+    existing = next(p for p in [path, *path.parents] if os.path.lexists(p))
+    if not existing.is_dir():
+        raise PneumoError(f"cannot create folder {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PneumoError(f"output folder is not writable: {existing}")
 
 
 def ensure_dir(path) -> Path:

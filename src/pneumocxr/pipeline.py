@@ -259,10 +259,11 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
     """One PNG per image and panel.png with the first three."""
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
     from pneumocxr.explain.gradcam import explain_images, explanation_figure, panel_figure
-    from pneumocxr.fileio import ensure_dir
+    from pneumocxr.fileio import check_can_create
 
     loaded = resolve_model(model)
-    out = ensure_dir(out)
+    check_can_create(out)  # the folder itself is made when its first file is written
+    out = Path(out)
     explanations = explain_images(loaded, images, choose_threshold(threshold, loaded))
     written = []
     stems = _numbered([Path(e.path).stem for e in explanations], "_")  # a/x.png and b/x.jpeg
