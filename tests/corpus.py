@@ -353,6 +353,12 @@ def _dicom_cases(out: Path) -> list[Case]:
     return [Case(n, p, "image", e, dicom=True, what=w) for n, p, e, w in made]
 
 
+def broken_codec_dicom(path: Path, syntax) -> Path:
+    """A DICOM whose transfer syntax has an installed decoder, and pixel data it cannot read."""
+    garbage = encapsulate([b"\xff\x4f\xff\x51" + bytes(range(256)) * 2])
+    return _dicom(path, twelve_bit(picture())[None], syntax=syntax, PixelData=garbage)
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path

@@ -248,6 +248,58 @@ def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, 
     assert capsys.readouterr().err.endswith("error: no space left on the disk\n")
 
 
+# -- messages that name the cause and a way forward ----------------------------------------------
+def test_messages_name_the_real_cause(tmp_path, small_data):
+    from corpus import good_model
+
+    image = shared_images("NORMAL", 1)[0]
+    run = good_model(tmp_path / "run")  # a finished run: its model.json is there
+    (run / "checkpoints").mkdir()
+    torch.save({"epoch": 3, "state_dict": {}}, run / "checkpoints" / "train-best.ckpt")
+    unfinished = tmp_path / "unfinished" / "checkpoints"
+    unfinished.mkdir(parents=True)
+    torch.save({"epoch": 1, "state_dict": {}}, unfinished / "train-last.ckpt")
+    bom = good_model(tmp_path / "bom")
+    (bom / "model.json").write_bytes(b"\xef\xbb\xbf" + (bom / "model.json").read_bytes())
+    (tmp_path / "dangling.jpeg").symlink_to(tmp_path / "nowhere.jpeg")
+    (tmp_path / "loop.jpeg").symlink_to(tmp_path / "loop.jpeg")
+    (tmp_path / "gone").symlink_to(tmp_path / "no-model")
+    evil = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": torch.zeros(2), "run": print}, evil)
+    train = ["train", "--data", small_data, "--model", "efficientnet-lite0", "--out", tmp_path]
+    cases = {
+        "finished run's checkpoint": (
+            ["predict", "--model", run / "checkpoints" / "train-best.ckpt", image],
+            ["is a training checkpoint", f"give the run folder {run}", f"export {run} --out"],
+        ),
+        "unfinished run's checkpoint": (
+            ["predict", "--model", unfinished / "train-last.ckpt", image],
+            ["is a training checkpoint", f"train --resume {unfinished.parent}"],
+        ),
+        "dangling image": (["predict", tmp_path / "dangling.jpeg"],
+                           [f"broken symbolic link: {tmp_path / 'dangling.jpeg'}"]),
+        "image link loop": (["predict", tmp_path / "loop.jpeg"],
+                            [f"symbolic link loop: {tmp_path / 'loop.jpeg'}"]),
+        "gradcam dangling": (["gradcam", bom, tmp_path / "dangling.jpeg", "--out", tmp_path / "g"],
+                             [f"broken symbolic link: {tmp_path / 'dangling.jpeg'}"]),
+        "dangling model": (["predict", "--model", tmp_path / "gone", image],
+                           [f"broken symbolic link: {tmp_path / 'gone'}"]),
+        "model link loop": (["predict", "--model", tmp_path / "loop.jpeg", image],
+                            [f"symbolic link loop: {tmp_path / 'loop.jpeg'}"]),
+        "pickled objects": ([*train, "--weights", evil, "--trust-pickle"],
+                            ["holds Python objects besides tensors (such as print)"]),
+    }  # fmt: skip
+    results = cli_batch([command for command, _ in cases.values()] + [["predict", "--model", bom,
+                                                                       image]])  # fmt: skip
+    for (name, (_, fragments)), result in zip(cases.items(), results):
+        assert_clean_error(result)
+        assert all(f in result.stderr for f in fragments), (name, result.stderr)  # gradcam: warning
+        assert "nowhere" not in result.stderr and "no-model" not in result.stderr, name
+        assert "weights_only=False" not in result.stderr and "JSON" not in result.stderr, name
+    assert results[-1].returncode == 0 and len(results[-1].stdout.splitlines()) == 1  # the BOM
+    assert not (tmp_path / "g").exists()
+
+
 # -- outputs checked before the slow part --------------------------------------------------------
 def test_evaluate_checks_its_out_folder_before_any_inference(tmp_path, monkeypatch):
     from pneumocxr.errors import PneumoError

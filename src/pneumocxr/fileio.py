@@ -346,12 +346,25 @@ def _finite(obj):
 
 
 def read_json(path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:  # utf-8-sig: editors on Windows may start the file with a byte-order mark
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise PneumoError(f"file not found: {path}") from None
+        raise PneumoError(link_problem(path) or f"file not found: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PneumoError(f"{path} is not valid JSON: {err}") from None
+
+
+def link_problem(path) -> str | None:
+    """Why `path` cannot be opened when a symbolic link is to blame, naming the path as given
+    (not where the link points); None otherwise."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"symbolic link loop: {path}"
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            return f"broken symbolic link: {path}"
+    return None
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:

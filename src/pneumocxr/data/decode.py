@@ -25,6 +25,7 @@ from pneumocxr.data.dicom import read_dicom_gray
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import link_problem
 
 # The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
 # external programs (EPS calls Ghostscript), and none of them is a radiograph export.
@@ -143,7 +144,7 @@ def _check_regular_file(path: Path) -> None:
         return
     if path.exists():
         raise PneumoError(f"{path}: not a regular file")
-    raise PneumoError(f"image not found: {path}")
+    raise PneumoError(link_problem(path) or f"image not found: {path}")
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def read_dicom_display(source, where: str | None = None, max_pixels: int | None 
     except PneumoError:
         raise
     except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
-        reason = _scrub(_first_line(err), ds)
+        reason = _scrub(_decode_failure(err, ds), ds)
         raise PneumoError(f"{where}cannot decode DICOM pixel data ({reason})") from None
 
 
@@ -187,6 +188,20 @@ def _first_line(err: Exception) -> str:
     return (str(err) or type(err).__name__).strip().splitlines()[0][:300]
 
 
+# pydicom lists each decoder's error on the lines after this one.
+_ALL_PLUGINS_FAILED = re.compile(r"raised by all available plugins:\s*\n\s*(.+)")
+
+
+def _decode_failure(err: Exception, ds) -> str:
+    """pydicom's reason, with the first decoder's own reason when every decoder failed."""
+    found = _ALL_PLUGINS_FAILED.search(str(err))
+    if not found:
+        return _first_line(err)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    name = getattr(syntax, "name", None) or "compressed"
+    return f"no installed decoder could decode its {name} pixel data: {found.group(1)[:200]}"
+
+
 @functools.cache
 def _quiet_pydicom() -> None:
     """pydicom's warnings and log lines quote element values (names, dates): keep them out of
@@ -216,11 +231,11 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
     """
     from PIL import Image
 
-    from pneumocxr.fileio import atomic_path
+    from pneumocxr.fileio import atomic_path, link_problem
 
     source, target = Path(source), Path(target)
     if not source.exists():
-        raise PneumoError(f"no such file or folder: {source}")
+        raise PneumoError(link_problem(source) or f"no such file or folder: {source}")
     if source.is_file():
         single = target.suffix.lower() == ".png" and not target.is_dir()
         jobs = [(source, target if single else target / f"{source.stem}.png")]

@@ -9,6 +9,7 @@ import numpy as np
 from pneumocxr.data.decode import DecodeStream
 from pneumocxr.data.index import IMAGE_KINDS, is_image_name
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import link_problem
 from pneumocxr.models.io import LoadedModel, load_model
 from pneumocxr.models.predict import batch_logits, predict_pixels, sigmoid
 
@@ -47,7 +48,7 @@ def expand_inputs(paths) -> list[Path]:
         elif item.exists():
             files.append(item)  # a FIFO or device is refused when decoding, like a bad file
         else:
-            raise PneumoError(f"no such file or folder: {item}")
+            raise PneumoError(link_problem(item) or f"no such file or folder: {item}")
     return files
 
 
