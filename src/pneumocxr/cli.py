@@ -245,6 +245,13 @@ def train(
             "config.json supplies every option but --epochs."
         ),
     ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume, when every checkpoint of the run is damaged: start the run "
+            "again, moving those files to checkpoints/damaged-<time>/ (they are not deleted)."
+        ),
+    ] = False,
     quick: Annotated[
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
@@ -272,6 +279,8 @@ def train(
     from pneumocxr.training.trainer import TrainConfig
     from pneumocxr.training.trainer import train as run_training
 
+    if restart and resume is None:
+        raise PneumoError("--restart goes with --resume RUN")
     if resume is not None:
         saved = read_config(find_run_dir(resume))
         fields = TrainConfig.__dataclass_fields__
@@ -314,7 +323,7 @@ def train(
     devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
                    "strategy": strategy, "precision": precision}  # fmt: skip
     cfg = dataclasses.replace(cfg, **devices_now)  # a resumed run may move to other devices
-    result = run_training(cfg, resume=resume)
+    result = run_training(cfg, resume=resume, restart=restart)
     if is_global_zero():  # the other DDP processes ran the same command
         typer.echo(f"run folder: {result.run_dir}")
 
