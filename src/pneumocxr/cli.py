@@ -502,10 +502,11 @@ def gradcam(
     threshold: ThresholdOpt = None,
 ):
     """Grad-CAM heatmap over each image, and a panel of up to three side by side."""
+    from pneumocxr.display import display_path
     from pneumocxr.pipeline import gradcam_to_folder
 
     for path in gradcam_to_folder(model, images, out, threshold):
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {display_path(path)}")
 
 
 @app.command()

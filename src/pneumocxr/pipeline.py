@@ -256,15 +256,16 @@ def _numbered(names: list[str], separator: str = " #") -> list[str]:
 
 
 def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
-    """One PNG per image and panel.png with the first three."""
+    """One PNG per image and panel.png with the first three; unreadable images are skipped
+    with a warning."""
     from pneumocxr.evaluation.inference import choose_threshold, resolve_model
-    from pneumocxr.explain.gradcam import explain_images, explanation_figure, panel_figure
+    from pneumocxr.explain.gradcam import explanation_figure, panel_figure
     from pneumocxr.fileio import check_can_create
 
     loaded = resolve_model(model)
     check_can_create(out)  # the folder itself is made when its first file is written
     out = Path(out)
-    explanations = explain_images(loaded, images, choose_threshold(threshold, loaded))
+    explanations = _explained(loaded, images, choose_threshold(threshold, loaded))
     written = []
     stems = _numbered([Path(e.path).stem for e in explanations], "_")  # a/x.png and b/x.jpeg
     for e, stem in zip(explanations, stems):
@@ -272,6 +273,17 @@ def gradcam_to_folder(model, images, out, threshold=None) -> list[Path]:
     panel = panel_figure(explanations, f"Grad-CAM: {_name(loaded)}")
     written.append(save_figure(panel, out / "panel.png"))
     return written
+
+
+def _explained(loaded, images, threshold: float):
+    from pneumocxr.explain.gradcam import explain_files
+
+    explanations, failures = explain_files(loaded, images, threshold)
+    for _, reason in failures:
+        log.warning("skipped %s", reason)  # the CLI's log prints it escaped
+    if not explanations:
+        raise PneumoError("no image could be read")
+    return explanations
 
 
 def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,

@@ -20,7 +20,7 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.decode import load_image  # noqa: E402
+from pneumocxr.data.decode import decode_all, load_image  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
 from pneumocxr.models.ensemble import Ensemble  # noqa: E402
@@ -72,6 +72,18 @@ def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[E
     for e, p in zip(explanations, paths):
         e.path, e.true_label = str(p), folder_label(Path(p).parent)
     return explanations
+
+
+def explain_files(loaded: LoadedModel, paths, threshold: float = 0.5):
+    """`explain_images` for the files that can be read, and (path, reason) for the others."""
+    decoded = decode_all(paths, loaded.preprocessing.image_size)
+    kept = [p for p, ok in zip(paths, decoded.ok) if ok]
+    if not kept:
+        return [], decoded.failures
+    explanations = explain_pixels(loaded, decoded.pixels[:, 0].numpy(), threshold)
+    for e, p in zip(explanations, kept):
+        e.path, e.true_label = str(p), folder_label(Path(p).parent)
+    return explanations, decoded.failures
 
 
 def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
