@@ -148,6 +148,31 @@ def test_dicom2png_gives_same_named_dicoms_their_own_png(tmp_path):
     assert written == ["scan.dcm.png", "scan.dicom.png", "scan.png"]
 
 
+def test_dicom2png_keeps_earlier_pngs_without_overwrite(tmp_path):
+    stored = twelve_bit(picture())
+    folder = _mkdir(tmp_path)
+    make_dicom(folder / "a.dcm", stored)
+    make_dicom(folder / "b.dcm", 4095 - stored)
+    single, tree = tmp_path / "one.png", tmp_path / "out"
+    first = cli_batch([["dicom2png", folder / "a.dcm", single], ["dicom2png", folder, tree]])
+    assert [r.returncode for r in first] == [0, 0]
+    single.write_bytes(b"kept"), (tree / "a.png").write_bytes(b"kept")
+    again = cli_batch([["dicom2png", folder / "a.dcm", single], ["dicom2png", folder, tree]])
+    for result in again:
+        assert result.returncode == 1 and "pass --overwrite" in result.stderr, result.stderr
+    assert single.read_bytes() == b"kept" and (tree / "a.png").read_bytes() == b"kept"
+    forced = cli_batch(
+        [
+            ["dicom2png", folder / "a.dcm", single, "--overwrite"],
+            ["dicom2png", folder, tree, "--overwrite"],
+            ["dicom2png", "--help"],
+        ]
+    )
+    assert [r.returncode for r in forced] == [0, 0, 0]
+    assert Image.open(single).size == Image.open(tree / "a.png").size == stored.shape[::-1]
+    assert "--overwrite" in forced[2].stdout
+
+
 def _mkdir(tmp_path):
     (tmp_path / "in").mkdir()
     return tmp_path / "in"

@@ -546,11 +546,14 @@ def stress(
 def dicom2png(
     source: Annotated[Path, typer.Argument(help="A DICOM file or a folder tree of them.")],
     target: Annotated[Path, typer.Argument(help="PNG file, or folder for a tree.")],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace PNGs already at TARGET (by default they are kept).")
+    ] = False,
 ):
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
     from pneumocxr.data.dicom import dicom_to_png
 
-    written, failures = dicom_to_png(source, target)
+    written, failures = dicom_to_png(source, target, overwrite)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if not written:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import warnings
 from pathlib import Path
@@ -222,12 +223,12 @@ def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
+def dicom_to_png(source, target, overwrite: bool = False):
     """Convert a DICOM file, or every DICOM in a folder tree, to 8-bit 3-channel PNGs.
 
     A file goes to TARGET when that ends in .png, else into the folder TARGET. A folder keeps
-    its layout under `target`. Returns the PNGs written and (path, reason) for files that
-    failed; fails if none could be converted.
+    its layout under `target`. Existing PNGs are replaced only with `overwrite`. Returns the
+    PNGs written and (path, reason) for files that failed; fails if none could be converted.
     """
     from PIL import Image
 
@@ -244,6 +245,8 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
         if not files:
             raise PneumoError(f"no DICOM files under {source}")
         jobs = list(zip(files, _png_names(files, source, target)))
+    if not overwrite:
+        _refuse_existing([dst for _, dst in jobs])
     written, failures = [], []
     for src, dst in jobs:
         try:
@@ -257,6 +260,17 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
             Image.fromarray(gray).convert("RGB").save(tmp, format="PNG")
         written.append(dst)
     return written, failures
+
+
+def _refuse_existing(targets: list[Path]) -> None:
+    """Before converting anything: a second run must not silently replace the first's PNGs."""
+    found = [t for t in targets if os.path.lexists(t)]
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise PneumoError(
+            f"{found[0]}{more} already exist; pass --overwrite to replace them (nothing was "
+            "written)"
+        )
 
 
 def _png_names(files: list[Path], source: Path, target: Path) -> list[Path]:
