@@ -708,11 +708,20 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(min=1, help="Most requests that share one forward pass.")
     ] = 16,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A host name the server answers to (repeatable), as browsers send it in the "
+            "Host header, without the port; others get 400, which stops DNS-rebinding pages. "
+            "[localhost, 127.0.0.1, [::1] and --host]"
+        ),
+    ] = None,
 ):
     """Web page and HTTP API: upload X-rays, see label, P(pneumonia) and Grad-CAM."""
     from pneumocxr.serve.server import serve as run_server
 
-    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch)
+    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch,
+               allowed_host)  # fmt: skip
 
 
 @app.command()

@@ -198,7 +198,7 @@ def _stale(path: Path) -> list[Path]:
             if not item.name.startswith(prefix):
                 continue
             pid = item.name[len(prefix) :].split(".", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 found.append(item)
     return found
 
@@ -207,7 +207,8 @@ def _is_temp_of(name: str, owned: set[str]) -> bool:
     return any(name.startswith(f".{o}.") for o in owned)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (someone else's counts: it may not be ours to clean up)."""
     if pid == os.getpid():
         return True
     try:
