@@ -4,10 +4,12 @@ and what came of it.
     .venv/bin/python benchmarks/corpus_report.py [--json benchmarks/results/corpus.json]
 
 Image cases go through `predict` (and `dicom2png` for DICOMs), model cases through
-`predict --model`, run cases through `evaluate --split test`. Each command has 60 seconds.
-An outcome is `answered` (exit 0 with a result), `refused` (non-zero exit, one `error:` line),
-`crash` (a traceback or an internal error), `raw warning` (a Python warning on stderr) or
-`hang` (killed at 60 s); it is `as expected` when it matches the case's expected outcome.
+`predict --model`, run cases through `evaluate --split test`, the resume case through
+`train --resume`, the weights case through `train --weights ... --trust-pickle`. Each command
+has 60 seconds. An outcome is `answered` (exit 0 with a result), `refused` (non-zero exit, one
+`error:` line), `crash` (a traceback or an internal error), `raw warning` (a Python warning on
+stderr) or `hang` (killed at 60 s); it is `as expected` when it matches the case's expected
+outcome.
 Run it with PYTHONPATH pointing at another source tree to measure that code instead.
 """
 
@@ -54,6 +56,12 @@ def commands(case, folder: Path) -> dict[str, list]:
     if case.kind == "run":
         return {"evaluate": ["evaluate", case.path, "--split", "test", "--out",
                              folder / "out" / case.name]}  # fmt: skip
+    if case.kind == "resume":
+        return {"train --resume": ["train", "--resume", case.path]}
+    if case.kind == "weights":
+        return {"train --weights": ["train", "--model", "efficientnet-lite0", "--weights",
+                                    case.path, "--trust-pickle", "--data", folder / "images",
+                                    "--out", folder / "out" / case.name]}  # fmt: skip
     found = {"predict": ["predict", case.path]}
     if case.dicom:
         found["dicom2png"] = ["dicom2png", case.path, folder / "out" / f"{case.name}.png"]
