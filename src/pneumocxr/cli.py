@@ -711,9 +711,10 @@ def serve(
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="NAME",
             help="A host name the server answers to (repeatable), as browsers send it in the "
             "Host header, without the port; others get 400, which stops DNS-rebinding pages. "
-            "[localhost, 127.0.0.1, [::1] and --host]"
+            "[localhost, 127.0.0.1, [::1] and --host]",
         ),
     ] = None,
 ):
