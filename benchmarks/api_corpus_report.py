@@ -8,6 +8,8 @@ Each case is posted twice, plain and with `gradcam=true`, 30 seconds each. An ou
 `crash` (5xx, or a body holding a traceback or a path) or `hang` (no answer in time); it is
 `as expected` when the status is the one tests/test_api_corpus.py expects: the CLI's outcome,
 mapped for what the web app does of its own (JPEG, PNG and DICOM only; `--max-megapixels`).
+The requests that are bad as requests (`REQUESTS` there: two files, a 5,000-character file
+name, a malformed body, a foreign Host header) are posted the same way, carrying a good JPEG.
 Run it with PYTHONPATH pointing at another source tree to measure that code instead.
 """
 
@@ -28,7 +30,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from corpus import write_corpus  # noqa: E402
 from live_server import LEAKS, running_server  # noqa: E402
-from test_api_corpus import NOT_UPLOADS, REQUEST_S, browser_form, expected_status  # noqa: E402
+from test_api_corpus import (  # noqa: E402
+    NOT_UPLOADS,
+    REQUEST_S,
+    REQUESTS,
+    browser_form,
+    expected_status,
+    send_request,
+)
 
 
 def outcome(client: httpx.Client, case, gradcam: bool) -> tuple[str, int | None]:
@@ -38,6 +47,17 @@ def outcome(client: httpx.Client, case, gradcam: bool) -> tuple[str, int | None]
                                content=body, headers={"content-type": kind})  # fmt: skip
     except httpx.TimeoutException:
         return "hang", None
+    return judged(response)
+
+
+def request_outcome(client: httpx.Client, name: str, good: bytes, gradcam: bool):
+    try:
+        return judged(send_request(client, name, good, gradcam))
+    except httpx.TimeoutException:
+        return "hang", None
+
+
+def judged(response: httpx.Response) -> tuple[str, int | None]:
     status, answer = response.status_code, response.json()
     text = json.dumps({k: v for k, v in answer.items() if not k.endswith("_png")})  # not base64
     if status >= 500 or any(leak in text for leak in LEAKS):
@@ -68,8 +88,14 @@ def main() -> None:
                     kind, status = outcome(client, case, gradcam)
                     rows.append({"case": case.name, "gradcam": gradcam, "outcome": kind,
                                  "status": status, "expected": expected_status(case)})  # fmt: skip
+            good = next(c for c in cases if c.name == "jpeg_gray").path.read_bytes()
+            for name, (_, expected, _) in REQUESTS.items():
+                for gradcam in (False, True):
+                    kind, status = request_outcome(client, name, good, gradcam)
+                    rows.append({"case": name, "gradcam": gradcam, "outcome": kind,
+                                 "status": status, "expected": expected})  # fmt: skip
     summary = {
-        "cases": len(cases),
+        "cases": len(cases) + len(REQUESTS),
         "requests": len(rows),
         "as_expected": sum(r["status"] == r["expected"] for r in rows),
         "outcomes": dict(Counter(r["outcome"] for r in rows)),

@@ -5,8 +5,8 @@ and what came of it.
 
 Image cases go through `predict` (and `dicom2png` for DICOMs), model cases through
 `predict --model`, run cases through `evaluate --split test`, data-folder cases through `split
---data`, labels-CSV cases through `split --labels`. Each command has 60
-seconds.
+--data`, labels-CSV cases through `split --labels`, the resume case through `train --resume`,
+the weights case through `train --weights ... --trust-pickle`. Each command has 60 seconds.
 An outcome is `answered` (exit 0 with a result), `refused` (non-zero exit, one `error:` line),
 `crash` (a traceback or an internal error), `raw warning` (a Python warning on stderr) or
 `hang` (killed at 60 s); it is `as expected` when it matches the case's expected outcome.
@@ -61,6 +61,12 @@ def commands(case, folder: Path) -> dict[str, list]:
         return {"split": ["split", "--data", case.path, "--out", out]}
     if case.kind == "labels":
         return {"split": ["split", "--labels", case.path, "--out", out]}
+    if case.kind == "resume":
+        return {"train --resume": ["train", "--resume", case.path]}
+    if case.kind == "weights":
+        return {"train --weights": ["train", "--model", "efficientnet-lite0", "--weights",
+                                    case.path, "--trust-pickle", "--data", folder / "images",
+                                    "--out", folder / "out" / case.name]}  # fmt: skip
     found = {"predict": ["predict", case.path]}
     if case.dicom:
         found["dicom2png"] = ["dicom2png", case.path, folder / "out" / f"{case.name}.png"]

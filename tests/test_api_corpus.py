@@ -7,6 +7,9 @@ a time limit.
 
 The web app differs from the CLI on purpose (docs/SERVING.md): it takes JPEG, PNG and DICOM
 only (415 for GIF, BMP, TIFF, WebP), and `--max-megapixels` (40 by default) is its own limit.
+
+Besides the files, requests that are bad as requests whatever file they carry (`REQUESTS`: two
+files, a 5,000-character file name, a malformed body, a foreign Host header) get a 400.
 """
 
 from __future__ import annotations
@@ -76,6 +79,40 @@ def browser_form(name: bytes, data: bytes) -> tuple[bytes, str]:
         + f"\r\n--{boundary}--\r\n".encode()
     )  # fmt: skip
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _two_files(data: bytes) -> dict:
+    first, kind = browser_form(b"a.jpeg", data)
+    boundary = kind.split("=", 1)[1].encode()
+    part = first[: first.rindex(b"--" + boundary + b"--")]  # the first part, unclosed
+    body = part + first.replace(b'filename="a.jpeg"', b'filename="b.jpeg"')
+    return {"content": body, "headers": {"content-type": kind}}
+
+
+def _named(name: bytes, **headers) -> dict:
+    def build(data: bytes) -> dict:
+        body, kind = browser_form(name, data)
+        return {"content": body, "headers": {"content-type": kind, **headers}}
+
+    return build
+
+
+def _malformed(_data: bytes) -> dict:
+    return {"content": b"--xZ\r\n", "headers": {"content-type": "multipart/form-data; boundary=x"}}
+
+
+REQUESTS = {  # name: (the request for a good image's bytes, status, what the detail says)
+    "two_files": (_two_files, 400, "send one file per request"),
+    "file_name_5000_chars": (_named(b"a" * 5000 + b".jpeg"), 400, "file name"),
+    "malformed_multipart": (_malformed, 400, "malformed multipart body"),
+    "foreign_host": (_named(b"x.jpeg", host="rebound.example"), 400, "unknown Host header"),
+}
+
+
+def send_request(client, name: str, data: bytes, gradcam: bool = False):
+    build = REQUESTS[name][0]
+    params = {"gradcam": "true"} if gradcam else {}
+    return client.post("/api/predict", params=params, timeout=REQUEST_S, **build(data))
 
 
 def send(client, case: Case, gradcam: bool = False) -> Answer:
@@ -183,6 +220,20 @@ def test_the_server_logged_no_traceback_and_no_patient_tag(answers):
     assert log.count("POST /api/predict") == posts
     for text in ("Traceback", "Error:", *PATIENT_TAGS):
         assert text not in log
+
+
+def test_bad_requests_get_a_400_that_says_what_to_change(client, server, corpus):
+    good = next(c for c in corpus[0] if c.name == "jpeg_gray").path.read_bytes()
+    logged = len(server.log.read_bytes())
+    for name, (_, status, fragment) in REQUESTS.items():
+        for gradcam in (False, True):
+            response = send_request(client, name, good, gradcam)
+            assert response.status_code == status, (name, response.text)
+            assert list(response.json()) == ["detail"] and fragment in response.json()["detail"]
+    single = _named(b"x.jpeg")(good)  # the same request with one file, as named: answered
+    assert client.post("/api/predict", **single).status_code == 200
+    log = server.log.read_bytes()[logged:].decode(errors="replace")
+    assert [x for x in log.splitlines() if not x.startswith("INFO:")] == [], log
 
 
 def _png(encoded: str) -> Image.Image:

@@ -96,6 +96,12 @@ def runs(corpus, tmp_path_factory):
             commands[f"predict {case.name}"] = ["predict", "--model", model, case.path]
         elif case.kind == "labels":
             commands[case.name] = ["split", "--labels", case.path, "--out", out / case.name]
+        elif case.kind == "resume":
+            commands[case.name] = ["train", "--resume", case.path]
+        elif case.kind == "weights":
+            commands[case.name] = ["train", "--model", "efficientnet-lite0", "--weights",
+                                   case.path, "--trust-pickle", "--data", data,
+                                   "--out", out / case.name]  # fmt: skip
     results = dict(zip(commands, cli_batch(list(commands.values()), timeout=600)))
     return out, bad, results
 
@@ -122,7 +128,7 @@ def test_predict_a_folder_of_every_case(corpus, runs):
         row = json.loads(line)
         answers[row["path"]] = row
     for case in images(cases, "ok"):
-        row = answers.pop(str(case.path))
+        row = answers.pop(display_path(case.path))  # --json escapes names as text output does
         assert 0 <= row["p_pneumonia"] <= 1 and row["label"] in ("NORMAL", "PNEUMONIA")
     assert not answers  # nothing refused was answered
     assert_refusals_listed(result, images(cases, "refuse"))
@@ -180,7 +186,8 @@ def test_dicom2png_converts_each_good_dicom_and_lists_the_others(corpus, runs):
 def test_every_damaged_model_and_run_is_refused_in_one_line(corpus, runs):
     _, cases, _ = corpus
     out, _, results = runs
-    for case in (c for c in cases if c.kind in ("model", "run")):
+    assert {c.kind for c in cases} == {"image", "model", "run", "resume", "weights"}
+    for case in (c for c in cases if c.kind != "image"):
         result = results[case.name]
         if case.expect == "ok":
             assert result.returncode == 0 and len(result.stdout.splitlines()) == 1, case.name
@@ -189,6 +196,11 @@ def test_every_damaged_model_and_run_is_refused_in_one_line(corpus, runs):
             assert result.returncode == 1 and len(errors) == 1, (case.name, result.stderr)
             assert result.stdout == "", case.name
         assert not (out / case.name).exists()  # no evaluation folder, not even an empty one
+    damaged = next(c for c in cases if c.kind == "resume").path / "checkpoints"
+    kept = {p.name: p.read_bytes() for p in damaged.iterdir()}  # not trained over
+    assert kept == dict.fromkeys(
+        ["train-best.ckpt", "train-last.ckpt"], b"PK\x03\x04 cut short by a crash"
+    )
 
 
 def test_every_odd_folder_and_labels_file_is_read_or_refused_in_one_line(corpus, runs):

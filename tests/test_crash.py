@@ -97,7 +97,30 @@ def test_resume_uses_the_best_checkpoint_when_the_last_is_damaged(small_data, tm
     assert "Traceback" not in bad.stderr
 
 
+def test_resume_never_writes_over_damaged_checkpoints_without_restart(small_data, tmp_path):
+    from pneumocxr.training.checkpoints import checkpoint_epoch
+
+    run = _train(small_data, tmp_path / "a", 1)
+    checkpoints = run / "checkpoints"
+    for path in checkpoints.glob("*.ckpt"):  # what a disk error could leave
+        path.write_bytes(b"PK\x03\x04 damaged " + path.name.encode())
+    damaged = {p.name: p.read_bytes() for p in checkpoints.glob("*.ckpt")}
+    assert sorted(damaged) == ["train-best.ckpt", "train-last.ckpt"]
+    refused = cli("train", "--resume", run, "--epochs", 2, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    (error,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert "every checkpoint" in error and "--restart" in error and "train-last.ckpt" in error
+    assert {p.name: p.read_bytes() for p in checkpoints.glob("*.ckpt")} == damaged
+    restarted = cli("train", "--resume", run, "--epochs", 1, "--restart")
+    (aside,) = checkpoints.glob("damaged-*")
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == damaged  # kept, not deleted
+    assert "moved 2 damaged checkpoint(s)" in restarted.stderr
+    assert checkpoint_epoch(checkpoints / "train-last.ckpt") is not None  # a new, sound one
+    assert "--restart" in cli("train", "--help").stdout
+
+
 def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from pneumocxr.fileio import DiskFull
     from pneumocxr.training.checkpoints import AtomicCheckpointIO, checkpoint_epoch
 
     path = tmp_path / "train-last.ckpt"
@@ -108,7 +131,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFull, match=f"no space left on {tmp_path}"):
         AtomicCheckpointIO().save_checkpoint({"epoch": 2, "state_dict": {}}, path)
     assert checkpoint_epoch(path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["train-last.ckpt"]

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import JPEGLSLossless
 
 from conftest import cli, shared_images
 from dicom_factory import JPEG2000Lossless, RLELossless, jpeg_pixels, make_dicom, twelve_bit
@@ -142,3 +143,18 @@ def test_dicom2png_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     result = cli("dicom2png", tmp_path / "empty", tmp_path / "out", check=False)
     assert result.returncode == 1 and "no DICOM files" in result.stderr
+
+
+@pytest.mark.parametrize("syntax", [JPEGLSLossless, JPEG2000Lossless])
+def test_a_codec_failure_says_which_decoder_failed_and_why(tmp_path, syntax):
+    from corpus import broken_codec_dicom
+
+    path = broken_codec_dicom(tmp_path / "scan.dcm", syntax)
+    with pytest.raises(PneumoError) as refused:
+        read_dicom_gray(path)
+    message = str(refused.value)
+    assert f"no installed decoder could decode its {syntax.name} pixel data: pylibjpeg: " in message
+    assert not message.rstrip(")").endswith(":")  # not cut after "all available plugins:"
+    result = cli("dicom2png", path, tmp_path / "scan.png", check=False)
+    assert result.returncode == 1 and "no installed decoder could decode" in result.stderr
+    assert not (tmp_path / "scan.png").exists()

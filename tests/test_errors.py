@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from conftest import cli, make_subset, shared_images
+from conftest import cli, cli_batch, make_subset, shared_images
+from pneumocxr.errors import PneumoError
 
 
 def assert_clean_error(result, *fragments):
@@ -150,3 +158,169 @@ def test_an_oversized_image_is_skipped_like_a_corrupt_one(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 1000-pixel "bomb" limit
     decoded = decode_all(shared_images("NORMAL", 1), 64)
     assert decoded.pixels.shape[0] == 0 and "decompression bomb" in decoded.failures[0][1]
+
+
+# -- a full disk --------------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A small tmpfs filled to the last byte: real ENOSPC from every writer. Needs root and
+    `mount` (a container may refuse it: then skipped; the in-process tests below still run)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mount],
+                          capture_output=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", mount], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_folder(full_disk, tmp_path):
+    from corpus import good_model
+    from dicom_factory import make_dicom, twelve_bit
+
+    model = good_model(tmp_path / "model")
+    image = shared_images("NORMAL", 1)[0]
+    data = make_subset(tmp_path / "data", 20, 20)
+    dicom = make_dicom(tmp_path / "scan.dcm", twelve_bit(np.full((64, 64), 100, np.uint8)))
+    commands = {
+        "export": ["export", model, "--out", full_disk / "export"],
+        "csv": ["predict", image, "--csv", full_disk / "csv" / "p.csv"],
+        "split": ["split", "--data", data, "--out", full_disk / "split"],
+        "evaluate": ["evaluate", model, "--data", data, "--out", full_disk / "evaluate"],
+        "gradcam": ["gradcam", model, image, "--out", full_disk / "gradcam"],
+        "dicom2png": ["dicom2png", dicom, full_disk / "png" / "scan.png"],
+    }
+    results = dict(zip(commands, cli_batch(list(commands.values()))))
+    for name, result in results.items():
+        folder = "png" if name == "dicom2png" else name
+        assert_clean_error(result, f"no space left on {full_disk / folder}")
+        assert "internal error" not in result.stderr
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # no folder left behind
+
+
+def test_a_checkpoint_write_on_a_full_disk_says_so(full_disk):
+    from pneumocxr.fileio import DiskFull
+    from pneumocxr.training.checkpoints import AtomicCheckpointIO
+
+    state = {"epoch": 1, "weights": torch.zeros(100_000)}
+    with pytest.raises(DiskFull, match=f"no space left on {full_disk / 'run'}"):
+        AtomicCheckpointIO().save_checkpoint(state, full_disk / "run" / "train-last.ckpt")
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
+
+
+def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+    from safetensors import SafetensorError
+
+    from pneumocxr import cli as cli_module
+    from pneumocxr.fileio import is_disk_full, write_csv
+
+    rust = SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)"
+    )
+    assert is_disk_full(rust) and is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    wrapped = RuntimeError("saving failed")
+    wrapped.__cause__ = OSError(errno.ENOSPC, "No space left on device")
+    assert is_disk_full(wrapped)
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
+    with pytest.raises(PneumoError, match=f"^no space left on {tmp_path / 'new'}$"):
+        write_csv(tmp_path / "new" / "p.csv", pd.DataFrame({"a": [1]}))
+    assert list(tmp_path.iterdir()) == []  # the folder it made for the file is gone again
+
+    def export_fails(*_args, **_kwargs):  # a library error outside pneumocxr's writers
+        raise rust
+
+    monkeypatch.setattr("pneumocxr.pipeline.export_model", export_fails)
+    monkeypatch.setattr(sys, "argv", ["pneumocxr", "export", "default", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli_module.main()
+    assert capsys.readouterr().err.endswith("error: no space left on the disk\n")
+
+
+# -- messages that name the cause and a way forward ----------------------------------------------
+def test_messages_name_the_real_cause(tmp_path, small_data):
+    from corpus import good_model
+
+    image = shared_images("NORMAL", 1)[0]
+    run = good_model(tmp_path / "run")  # a finished run: its model.json is there
+    (run / "checkpoints").mkdir()
+    torch.save({"epoch": 3, "state_dict": {}}, run / "checkpoints" / "train-best.ckpt")
+    unfinished = tmp_path / "unfinished" / "checkpoints"
+    unfinished.mkdir(parents=True)
+    torch.save({"epoch": 1, "state_dict": {}}, unfinished / "train-last.ckpt")
+    bom = good_model(tmp_path / "bom")
+    (bom / "model.json").write_bytes(b"\xef\xbb\xbf" + (bom / "model.json").read_bytes())
+    (tmp_path / "dangling.jpeg").symlink_to(tmp_path / "nowhere.jpeg")
+    (tmp_path / "loop.jpeg").symlink_to(tmp_path / "loop.jpeg")
+    (tmp_path / "gone").symlink_to(tmp_path / "no-model")
+    evil = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": torch.zeros(2), "run": print}, evil)
+    train = ["train", "--data", small_data, "--model", "efficientnet-lite0", "--out", tmp_path]
+    cases = {
+        "finished run's checkpoint": (
+            ["predict", "--model", run / "checkpoints" / "train-best.ckpt", image],
+            ["is a training checkpoint", f"give the run folder {run}", f"export {run} --out"],
+        ),
+        "unfinished run's checkpoint": (
+            ["predict", "--model", unfinished / "train-last.ckpt", image],
+            ["is a training checkpoint", f"train --resume {unfinished.parent}"],
+        ),
+        "dangling image": (["predict", tmp_path / "dangling.jpeg"],
+                           [f"broken symbolic link: {tmp_path / 'dangling.jpeg'}"]),
+        "image link loop": (["predict", tmp_path / "loop.jpeg"],
+                            [f"symbolic link loop: {tmp_path / 'loop.jpeg'}"]),
+        "gradcam dangling": (["gradcam", bom, tmp_path / "dangling.jpeg", "--out", tmp_path / "g"],
+                             [f"broken symbolic link: {tmp_path / 'dangling.jpeg'}"]),
+        "dangling model": (["predict", "--model", tmp_path / "gone", image],
+                           [f"broken symbolic link: {tmp_path / 'gone'}"]),
+        "model link loop": (["predict", "--model", tmp_path / "loop.jpeg", image],
+                            [f"symbolic link loop: {tmp_path / 'loop.jpeg'}"]),
+        "pickled objects": ([*train, "--weights", evil, "--trust-pickle"],
+                            ["holds Python objects besides tensors (such as print)"]),
+    }  # fmt: skip
+    results = cli_batch([command for command, _ in cases.values()] + [["predict", "--model", bom,
+                                                                       image]])  # fmt: skip
+    for (name, (_, fragments)), result in zip(cases.items(), results):
+        assert_clean_error(result)
+        assert all(f in result.stderr for f in fragments), (name, result.stderr)  # gradcam: warning
+        assert "nowhere" not in result.stderr and "no-model" not in result.stderr, name
+        assert "weights_only=False" not in result.stderr and "JSON" not in result.stderr, name
+    assert results[-1].returncode == 0 and len(results[-1].stdout.splitlines()) == 1  # the BOM
+    assert not (tmp_path / "g").exists()
+
+
+# -- outputs checked before the slow part --------------------------------------------------------
+def test_evaluate_checks_its_out_folder_before_any_inference(tmp_path, monkeypatch):
+    from pneumocxr.errors import PneumoError
+    from pneumocxr.pipeline import evaluate_to_folder
+
+    def inference(*_args, **_kwargs):
+        pytest.fail("the model ran before --out was checked")
+
+    monkeypatch.setattr("pneumocxr.evaluation.evaluate.evaluate_model", inference)
+    monkeypatch.setattr("pneumocxr.evaluation.inference.resolve_model", inference)
+    data = make_subset(tmp_path / "data", 2, 2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("I am a file")
+    with pytest.raises(PneumoError, match=f"cannot create folder {blocker / 'out'}: .* not a"):
+        evaluate_to_folder("default", blocker / "out", data)
+    locked = tmp_path / "locked"  # read-only for a user; root writes anyway, so simulated
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != locked and
+                        real_access(p, mode, **kw))  # fmt: skip
+    for out in (locked / "out", locked / "deeper" / "out"):
+        with pytest.raises(PneumoError, match=f"output folder is not writable: {locked}"):
+            evaluate_to_folder("default", out, data)
+    assert blocker.read_text() == "I am a file" and list(locked.iterdir()) == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli, shared_images
+from conftest import cli, cli_batch, shared_images
 from pneumocxr.explain.gradcam import explain_images, overlay
 from pneumocxr.models.io import load_model, save_model
 from pneumocxr.models.registry import MODELS, build_model
@@ -62,3 +62,33 @@ def test_images_with_the_same_name_get_their_own_heatmap(smallnet_run, tmp_path)
     out = tmp_path / "out"
     cli("gradcam", smallnet_run, tmp_path / "a" / "x.jpeg", tmp_path / "b" / "x.jpeg", "--out", out)
     assert sorted(p.name for p in out.glob("x*.png")) == ["x_2_gradcam.png", "x_gradcam.png"]
+
+
+def test_an_unreadable_image_is_skipped_and_names_are_printed_escaped(tmp_path):
+    save_model(build_model("smallnet", 64, weights="none"), tmp_path / "model")
+    source = shared_images("NORMAL", 1, 71)[0]
+    odd = ["tab\there.jpeg", "cr\rname.jpeg"]
+    for name in odd:
+        (tmp_path / name).symlink_to(source)
+    (tmp_path / "broken.jpeg").write_bytes(b"not an image")
+    paths = [tmp_path / "broken.jpeg", *(tmp_path / name for name in odd)]
+    done, failed = cli_batch(
+        [
+            ["gradcam", tmp_path / "model", *paths, "--out", tmp_path / "out"],
+            ["gradcam", tmp_path / "model", tmp_path / "broken.jpeg", "--out", tmp_path / "none"],
+        ]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"warning: skipped {tmp_path}/broken.jpeg: not a readable image (unknown format or damaged)"
+    ]
+    assert done.stdout.splitlines() == [
+        f"wrote {tmp_path}/out/tab\\there_gradcam.png",
+        f"wrote {tmp_path}/out/cr\\rname_gradcam.png",
+        f"wrote {tmp_path}/out/panel.png",
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["tab\there_gradcam.png", "cr\rname_gradcam.png", "panel.png"]
+    )
+    assert failed.returncode == 1 and failed.stderr.endswith("error: no image could be read\n")
+    assert not (tmp_path / "none").exists()  # no empty folder left behind

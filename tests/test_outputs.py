@@ -3,8 +3,11 @@ data folders count each image once; nothing runs from data; no patient data is p
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -67,6 +70,59 @@ def test_odd_file_names_keep_one_tsv_line_each_and_a_csv(odd_folder, batch):
         assert (odd_folder / name).is_file()
 
 
+def test_predict_json_is_valid_utf8_with_names_escaped_as_in_the_text(odd_folder):
+    done = subprocess.run([sys.executable, "-m", "pneumocxr.cli", "predict", "--json",
+                           odd_folder], capture_output=True, timeout=600, check=True)  # fmt: skip
+    rows = [json.loads(line) for line in done.stdout.decode("utf-8", errors="strict").splitlines()]
+    shown = sorted(row["path"].rsplit("/", 1)[1] for row in rows)
+    assert shown == sorted(
+        ["caf\\xe9.jpeg", "two\\nlines.jpeg", "tab\\there.jpeg", "back\\\\slash.jpeg", "plain.jpeg"]
+    )
+    for row in rows:
+        row["path"].encode("utf-8")  # no lone surrogate
+
+
+FORMULAS = ["=cmd|calc.jpeg", "+1.jpeg", "-2.jpeg", "@sum.jpeg"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
+    for name in [*FORMULAS, "plain.jpeg"]:
+        shutil.copy(shared_images("NORMAL", 1)[0], tmp_path / name)
+    cli("predict", "--csv", "p.csv", "--", *FORMULAS, "plain.jpeg", cwd=tmp_path)
+    cells = [line.split(",")[0] for line in (tmp_path / "p.csv").read_text().splitlines()[1:]]
+    assert [c.lstrip('"') for c in cells] == [f"'{n}" for n in FORMULAS] + ["plain.jpeg"]
+    assert read_csv(tmp_path / "p.csv")["path"].tolist() == [*FORMULAS, "plain.jpeg"]
+
+
+@pytest.mark.parametrize(
+    "text", ["=1+1", "+x", "-1", "@a", "\tx", "\rx", "'=a", "''-a", "'quoted", "plain", "a=b", ""]
+)
+def test_the_tool_reads_its_own_csv_cells_back_exactly(tmp_path, text):
+    import pandas as pd
+
+    from pneumocxr.fileio import write_csv
+
+    write_csv(tmp_path / "t.csv", pd.DataFrame({"path": [text, "x"], "p": [-0.5, 1.0]}))
+    first = (tmp_path / "t.csv").read_text().splitlines()[1].lstrip('"')
+    assert not first.startswith(("=", "+", "-", "@", "\t", "\r"))  # never a formula
+    back = read_csv(tmp_path / "t.csv", keep_default_na=False)
+    assert back["path"].tolist() == [text, "x"] and back["p"].tolist() == [-0.5, 1.0]
+
+
+def test_splits_csv_with_formula_like_names_reads_back(tmp_path):
+    from pneumocxr.training.rundir import read_splits
+
+    root = make_subset(tmp_path / "data", 15, 15)
+    for label in ("NORMAL", "PNEUMONIA"):  # the patient id is taken from such a name
+        first = sorted((root / label).iterdir())[0]
+        first.rename(first.with_name(f"=HYPERLINK(1)-{label}.jpeg"))
+    cli("split", "--data", root, "--out", tmp_path / "s")
+    text = (tmp_path / "s" / "splits.csv").read_text()
+    assert ",=" not in text and ",'=HYPERLINK(1)-NORMAL," in text
+    patients = set(read_splits(tmp_path / "s")["patient"])
+    assert {"=HYPERLINK(1)-NORMAL", "=HYPERLINK(1)-PNEUMONIA"} <= patients
+
+
 def test_csv_into_a_folder_is_a_clear_error(odd_folder, tmp_path):
     result = cli("predict", odd_folder / "plain.jpeg", "--csv", tmp_path, check=False)
     assert result.returncode == 1 and result.stdout == ""
@@ -90,6 +146,31 @@ def test_dicom2png_gives_same_named_dicoms_their_own_png(tmp_path):
     cli("dicom2png", tmp_path / "in", tmp_path / "out")
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["scan.dcm.png", "scan.dicom.png", "scan.png"]
+
+
+def test_dicom2png_keeps_earlier_pngs_without_overwrite(tmp_path):
+    stored = twelve_bit(picture())
+    folder = _mkdir(tmp_path)
+    make_dicom(folder / "a.dcm", stored)
+    make_dicom(folder / "b.dcm", 4095 - stored)
+    single, tree = tmp_path / "one.png", tmp_path / "out"
+    first = cli_batch([["dicom2png", folder / "a.dcm", single], ["dicom2png", folder, tree]])
+    assert [r.returncode for r in first] == [0, 0]
+    single.write_bytes(b"kept"), (tree / "a.png").write_bytes(b"kept")
+    again = cli_batch([["dicom2png", folder / "a.dcm", single], ["dicom2png", folder, tree]])
+    for result in again:
+        assert result.returncode == 1 and "pass --overwrite" in result.stderr, result.stderr
+    assert single.read_bytes() == b"kept" and (tree / "a.png").read_bytes() == b"kept"
+    forced = cli_batch(
+        [
+            ["dicom2png", folder / "a.dcm", single, "--overwrite"],
+            ["dicom2png", folder, tree, "--overwrite"],
+            ["dicom2png", "--help"],
+        ]
+    )
+    assert [r.returncode for r in forced] == [0, 0, 0]
+    assert Image.open(single).size == Image.open(tree / "a.png").size == stored.shape[::-1]
+    assert "--overwrite" in forced[2].stdout
 
 
 def _mkdir(tmp_path):

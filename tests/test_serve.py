@@ -9,6 +9,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -182,6 +184,56 @@ def test_malformed_requests_get_one_clean_line(client):
     assert_clean_problem(client.get("/api/predict"), 405)
 
 
+def test_two_files_in_one_request_are_refused(client, xray):
+    image = xray.read_bytes()
+    files = [("file", ("a.jpeg", image)), ("file", ("b.jpeg", image))]
+    response = client.post("/api/predict", files=files)
+    assert_clean_problem(response, 400, "send one file per request")
+    assert post(client, image).status_code == 200  # one file: answered
+
+
+def test_multipart_refusals_say_what_to_change_and_log_no_parser_line(client, server, xray):
+    logged = len(server.log.read_bytes())
+    long_name = post(client, xray.read_bytes(), name="a" * 5000 + ".jpeg")
+    assert_clean_problem(long_name, 400, "file name")
+    multipart = {"content-type": "multipart/form-data; boundary=x"}
+    broken = client.post("/api/predict", content=b"--xZ\r\n", headers=multipart)
+    assert_clean_problem(broken, 400, "malformed multipart body")
+    log = server.log.read_bytes()[logged:].decode()
+    assert [line for line in log.splitlines() if not line.startswith("INFO:")] == [], log
+
+
+def test_only_the_servers_own_host_names_are_answered(client, server):
+    port = server.base.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert client.get("/api/health", headers={"host": host}).status_code == 200, host
+    for host in (f"evil.example:{port}", "attacker.test", "127.0.0.1.evil.example"):
+        response = client.get("/api/model", headers={"host": host})
+        assert_clean_problem(response, 400, "unknown Host header")
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_allowed_host_adds_names(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from pneumocxr.models.io import load_model, save_model
+    from pneumocxr.models.registry import build_model
+    from pneumocxr.serve.app import create_app
+    from pneumocxr.serve.guards import allowed_hosts
+    from pneumocxr.serve.service import Service
+
+    assert allowed_hosts("::1") == ["localhost", "127.0.0.1", "[::1]"]
+    hosts = allowed_hosts("0.0.0.0", ["xray.lan", "10.0.0.7"])
+    assert hosts == ["localhost", "127.0.0.1", "[::1]", "0.0.0.0", "xray.lan", "10.0.0.7"]
+    save_model(build_model("smallnet", 64, weights="none"), tmp_path)
+    app = create_app(Service(load_model(tmp_path), 0.5, 10**6), hosts=hosts)
+    with TestClient(app, base_url="http://xray.lan:8000") as test_client:
+        assert test_client.get("/api/health").status_code == 200
+        assert test_client.get("/api/health", headers={"host": "other.lan"}).status_code == 400
+    assert "--allowed-host" in cli("serve", "--help").stdout
+
+
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_an_unexpected_error_is_a_generic_500(tmp_path):
     from fastapi.testclient import TestClient
@@ -199,7 +251,8 @@ def test_an_unexpected_error_is_a_generic_500(tmp_path):
 
     service.run_batch = broken
     image = shared_images("NORMAL", 1)[0].read_bytes()
-    with TestClient(create_app(service), raise_server_exceptions=False) as test_client:
+    app = create_app(service)
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as test_client:
         response = test_client.post("/api/predict", files={"file": ("a.jpeg", image)})
     assert response.status_code == 500 and response.json() == {"detail": "internal error"}
 
@@ -228,6 +281,32 @@ def test_nothing_is_written_outside_the_private_temp_folder(client, server, xray
     (private,) = server.tmp.iterdir()
     assert private.name.startswith("pneumocxr-serve-") and list(private.iterdir()) == []
     assert sorted(p.name for p in server.home.iterdir()) == ["server.log", "tmp"]
+
+
+def test_a_killed_servers_private_folder_is_removed_by_the_next_server(tmp_path):
+    from live_server import _wait_for_health, free_port
+
+    tmp = tmp_path / "tmp"
+    (tmp / "pneumocxr-serve-old").mkdir(parents=True)  # no process id in the name: left alone
+    seen = []
+    for _ in range(2):  # each server killed with SIGKILL, which leaves its folder behind
+        port = free_port()
+        with open(tmp_path / "log", "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pneumocxr.cli", "serve", "--port", str(port)],
+                cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp)}, stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        try:
+            _wait_for_health(f"http://127.0.0.1:{port}", process, tmp_path / "log")
+            seen.append((process.pid, sorted(p.name for p in tmp.iterdir())))
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+    (first_pid, first), (second_pid, second) = seen
+    assert [n.split("-")[2] for n in first if n != "pneumocxr-serve-old"] == [str(first_pid)]
+    assert [n.split("-")[2] for n in second if n != "pneumocxr-serve-old"] == [str(second_pid)]
+    assert "pneumocxr-serve-old" in second
 
 
 def test_serve_refuses_a_busy_port_and_a_missing_model(server, tmp_path):

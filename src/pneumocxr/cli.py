@@ -219,12 +219,12 @@ def split(
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.download import resolve_data
     from pneumocxr.data.split import PROTOCOLS, split_summary
-    from pneumocxr.fileio import ensure_dir
+    from pneumocxr.fileio import check_can_create
     from pneumocxr.training.rundir import write_splits
 
     spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
                         positive, negative, uncertain, separator)  # fmt: skip
-    ensure_dir(out)
+    check_can_create(out)  # now; the folder itself is made when its files are written
     root = resolve_data(_data_folder(data, spec))
     dataset = load_dataset(
         root,
@@ -353,6 +353,13 @@ def train(
             "config.json supplies every option but --epochs."
         ),
     ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume, when every checkpoint of the run is damaged: start the run "
+            "again, moving those files to checkpoints/damaged-<time>/ (they are not deleted)."
+        ),
+    ] = False,
     quick: Annotated[
         bool, typer.Option(help="A few-minute profile: 8 epochs, 128 px, 800 images.")
     ] = False,
@@ -394,6 +401,8 @@ def train(
 
     spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
                         positive, negative, uncertain, separator)  # fmt: skip
+    if restart and resume is None:
+        raise PneumoError("--restart goes with --resume RUN")
     if resume is not None:
         saved = read_config(find_run_dir(resume))
         fields = TrainConfig.__dataclass_fields__
@@ -440,7 +449,7 @@ def train(
     devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
                    "strategy": strategy, "precision": precision}  # fmt: skip
     cfg = dataclasses.replace(cfg, **devices_now)  # a resumed run may move to other devices
-    result = run_training(cfg, resume=resume)
+    result = run_training(cfg, resume=resume, restart=restart)
     if is_global_zero():  # the other DDP processes ran the same command
         typer.echo(f"run folder: {result.run_dir}")
 
@@ -765,11 +774,12 @@ def gradcam(
     scope_check: ScopeOpt = OnOff.on,
 ):
     """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
-    the decision."""
+    the decision. Unreadable images are skipped with a warning."""
+    from pneumocxr.display import display_path
     from pneumocxr.pipeline import gradcam_to_folder
 
     for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {display_path(path)}")
 
 
 @app.command()
@@ -823,11 +833,14 @@ def stress(
 def dicom2png(
     source: Annotated[Path, typer.Argument(help="A DICOM file or a folder tree of them.")],
     target: Annotated[Path, typer.Argument(help="PNG file, or folder for a tree.")],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace PNGs already at TARGET (by default they are kept).")
+    ] = False,
 ):
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
     from pneumocxr.data.dicom import dicom_to_png
 
-    written, failures = dicom_to_png(source, target)
+    written, failures = dicom_to_png(source, target, overwrite)
     for _, reason in failures:
         log.warning("skipped %s", reason)
     if not written:
@@ -1000,11 +1013,21 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(min=1, help="Most requests that share one forward pass.")
     ] = 16,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="A host name the server answers to (repeatable), as browsers send it in the "
+            "Host header, without the port; others get 400, which stops DNS-rebinding pages. "
+            "[localhost, 127.0.0.1, [::1] and --host]",
+        ),
+    ] = None,
 ):
     """Web page and HTTP API: upload X-rays, see label, P(pneumonia) and Grad-CAM."""
     from pneumocxr.serve.server import serve as run_server
 
-    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch)
+    run_server(model, host, port, threshold, max_upload_mb, max_megapixels, max_batch,
+               allowed_host)  # fmt: skip
 
 
 @app.command()
@@ -1079,15 +1102,24 @@ def main() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except OSError as err:
+        _fail_if_disk_full(err)
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
         _fail(f"{err.strerror or err}{where}")
     except Exception as err:  # a bug: one line by default, the traceback on request
+        _fail_if_disk_full(err)  # libraries wrap ENOSPC in their own errors (safetensors)
         if os.environ.get("PNEUMOCXR_DEBUG"):
             raise
         _fail(
             f"internal error ({type(err).__name__}: {err}); "
             "set PNEUMOCXR_DEBUG=1 to see the traceback"
         )
+
+
+def _fail_if_disk_full(err: BaseException) -> None:
+    from pneumocxr.fileio import disk_full_message, is_disk_full
+
+    if is_disk_full(err):
+        _fail(disk_full_message(err))
 
 
 def _fail(message: str) -> None:

@@ -8,11 +8,59 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from pneumocxr.errors import PneumoError
+
+
+class DiskFull(PneumoError):
+    """A write failed for want of space."""
+
+    def __init__(self, folder):
+        super().__init__(f"no space left on {folder}")
+
+
+# How libraries that do their own writing report ENOSPC: safetensors ("os error 28"),
+# Rust's io::ErrorKind ("StorageFull"), C's strerror. PyTorch's own writer says only that a
+# write failed ("enforce fail ... unexpected pos"), hence the look at the free space.
+_NO_SPACE = re.compile(r"os error 28|No space left|StorageFull|ENOSPC", re.IGNORECASE)
+_WRITE_FAILED = re.compile(r"write failed|failed writing|unexpected pos", re.IGNORECASE)
+
+
+def is_disk_full(err: BaseException, folder=None) -> bool:
+    """Whether `err` (or an error it wraps) says that a disk is full; `folder`, when given,
+    is where the write went: a bare write failure counts when that disk has no room left."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, DiskFull):
+            return True
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err)
+        if _NO_SPACE.search(text) or (folder and _WRITE_FAILED.search(text) and _no_room(folder)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _no_room(folder) -> bool:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bfree * stats.f_frsize < 2**20
+
+
+def disk_full_message(err: BaseException) -> str:
+    """One line for a full disk, naming the folder where the failed write went if known."""
+    if isinstance(err, DiskFull):
+        return str(err)
+    name = getattr(err, "filename", None)
+    return f"no space left on {os.path.dirname(os.path.abspath(name)) if name else 'the disk'}"
 
 
 @contextlib.contextmanager
@@ -24,16 +72,22 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     if path.is_dir():
         raise PneumoError(f"{path} is a folder; give a file name")
-    ensure_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    created = make_dirs(path.parent)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except BaseException as err:
+        remove_empty_dirs(created)  # a failed first write leaves no empty folder behind
+        if is_disk_full(err, path.parent):
+            raise DiskFull(path.parent) from err
+        raise
     remove_stale_temps(path)
 
 
@@ -53,6 +107,10 @@ def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         _swap_in(tmp, path)
+    except BaseException as err:
+        if is_disk_full(err, path.parent):  # name the user's folder, not the temporary one
+            raise DiskFull(path) from err
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # after the swap it holds the old folder
 
@@ -63,7 +121,9 @@ def check_replaceable(path, owned: set[str], overwrite: bool, command: str) -> N
     if path == Path.cwd() or path in Path.cwd().parents:
         raise PneumoError(f"{path} is the current folder or holds it; give a folder inside it")
     if not path.exists():
+        check_can_create(path)
         return
+    check_can_create(path.parent)  # the new folder is made beside `path`
     if not path.is_dir():
         raise PneumoError(f"{path} is a file, not a folder")
     names = sorted(p.name for p in path.iterdir())
@@ -138,7 +198,7 @@ def _stale(path: Path) -> list[Path]:
             if not item.name.startswith(prefix):
                 continue
             pid = item.name[len(prefix) :].split(".", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 found.append(item)
     return found
 
@@ -147,7 +207,8 @@ def _is_temp_of(name: str, owned: set[str]) -> bool:
     return any(name.startswith(f".{o}.") for o in owned)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (someone else's counts: it may not be ours to clean up)."""
     if pid == os.getpid():
         return True
     try:
@@ -229,17 +290,42 @@ def write_text(path, text: str) -> Path:
 
 
 def write_csv(path, table) -> Path:
-    """A table as UTF-8 CSV; paths that are not UTF-8 keep their exact bytes (read them back
-    with `read_csv`), so a listed file can always be found again."""
+    """A table as UTF-8 CSV; paths that are not UTF-8 keep their exact bytes, and text a
+    spreadsheet would run as a formula is quoted (`escape_cell`): read them back with
+    `read_csv`, so a listed file can always be found again."""
+    table = table.apply(lambda column: column.map(escape_cell))
     with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape")
+        # RFC 4180's CRLF: Python's csv quotes a cell holding CR only when CR ends lines, and
+        # an unquoted CR in a file name would split its row when read back.
+        table.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape",
+                     lineterminator="\r\n")  # fmt: skip
     return Path(path)
 
 
 def read_csv(path, **options):
+    """A CSV that `write_csv` wrote, with its text cells as they were before quoting."""
     import pandas as pd
 
-    return pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
+    table = pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
+    return table.apply(lambda column: column.map(unescape_cell))
+
+
+# OWASP's advice against CSV injection: a cell starting with = + - @ tab or CR is a formula to
+# spreadsheets (`=cmd|' /C calc'!A0` as a file name), so it gets a leading single quote.
+# Quotes before such a character get one more, so `unescape_cell` restores any text exactly.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def escape_cell(value):
+    if isinstance(value, str) and _FORMULA.match(value):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value):
+    if isinstance(value, str) and value.startswith("'") and _FORMULA.match(value, 1):
+        return value[1:]
+    return value
 
 
 def write_json(path, obj) -> Path:
@@ -261,12 +347,25 @@ def _finite(obj):
 
 
 def read_json(path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+    try:  # utf-8-sig: editors on Windows may start the file with a byte-order mark
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise PneumoError(f"file not found: {path}") from None
+        raise PneumoError(link_problem(path) or f"file not found: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise PneumoError(f"{path} is not valid JSON: {err}") from None
+
+
+def link_problem(path) -> str | None:
+    """Why `path` cannot be opened when a symbolic link is to blame, naming the path as given
+    (not where the link points); None otherwise."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"symbolic link loop: {path}"
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            return f"broken symbolic link: {path}"
+    return None
 
 
 def save_figure(fig, path, dpi: int = 110) -> Path:
@@ -282,6 +381,38 @@ def save_figure(fig, path, dpi: int = 110) -> Path:
     finally:
         plt.close(fig)  # also when saving fails: figures otherwise pile up in pyplot
     return Path(path)
+
+
+def make_dirs(path) -> list[Path]:
+    """`ensure_dir`, returning the folders it created, innermost first."""
+    path = Path(path)
+    created = []
+    for folder in [path, *path.parents]:
+        if os.path.lexists(folder):
+            break
+        created.append(folder)
+    ensure_dir(path)
+    return created
+
+
+def remove_empty_dirs(folders) -> None:
+    """Remove these folders (innermost first) while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
+def check_can_create(path) -> None:
+    """Fail before any slow work when folder `path` could not be made or written into: a file
+    in the way, or a folder above it that is not writable."""
+    path = Path(path).absolute()
+    existing = next(p for p in [path, *path.parents] if os.path.lexists(p))
+    if not existing.is_dir():
+        raise PneumoError(f"cannot create folder {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PneumoError(f"output folder is not writable: {existing}")
 
 
 def ensure_dir(path) -> Path:

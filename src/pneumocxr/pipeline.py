@@ -250,18 +250,19 @@ def _numbered(names: list[str], separator: str = " #") -> list[str]:
 
 def gradcam_to_folder(model, images, out, threshold=None, scope_check: bool = True) -> list[Path]:
     """One PNG per image and panel.png with the first three; titles give the decision
-    (OUT_OF_SCOPE and UNCERTAIN included)."""
+    (OUT_OF_SCOPE and UNCERTAIN included); unreadable images are skipped with a warning."""
     import numpy as np
     import torch
 
     from pneumocxr.evaluation.inference import Settings, predict_arrays, resolve_model
-    from pneumocxr.explain.gradcam import explain_images, explanation_figure, panel_figure
-    from pneumocxr.fileio import ensure_dir
+    from pneumocxr.explain.gradcam import explanation_figure, panel_figure
+    from pneumocxr.fileio import check_can_create
 
     loaded = resolve_model(model)
-    out = ensure_dir(out)
+    check_can_create(out)  # the folder itself is made when its first file is written
+    out = Path(out)
     settings = Settings.of(loaded, threshold, scope_check)
-    explanations = explain_images(loaded, images, settings.threshold)
+    explanations = _explained(loaded, images, settings.threshold)
     pixels = torch.from_numpy(np.stack([e.image for e in explanations]))[:, None]
     notes = [e.note for e in explanations]
     for e, answer in zip(explanations, predict_arrays(loaded, pixels, settings, notes=notes)):
@@ -273,6 +274,17 @@ def gradcam_to_folder(model, images, out, threshold=None, scope_check: bool = Tr
     panel = panel_figure(explanations, f"Grad-CAM: {_name(loaded)}")
     written.append(save_figure(panel, out / "panel.png"))
     return written
+
+
+def _explained(loaded, images, threshold: float):
+    from pneumocxr.explain.gradcam import explain_files
+
+    explanations, failures = explain_files(loaded, images, threshold)
+    for _, reason in failures:
+        log.warning("skipped %s", reason)  # the CLI's log prints it escaped
+    if not explanations:
+        raise PneumoError("no image could be read")
+    return explanations
 
 
 def stress_to_folder(model, out, data=None, split=None, threshold=None, corruptions=None,

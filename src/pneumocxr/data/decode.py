@@ -25,6 +25,7 @@ from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import link_problem
 
 # The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
 # external programs (EPS calls Ghostscript), and none of them is a radiograph export.
@@ -197,7 +198,7 @@ def _check_regular_file(path: Path) -> None:
         return
     if path.exists():
         raise PneumoError(f"{path}: not a regular file")
-    raise PneumoError(f"image not found: {path}")
+    raise PneumoError(link_problem(path) or f"image not found: {path}")
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:
@@ -225,6 +226,7 @@ class DecodedImages:
     pixels: torch.Tensor
     ok: np.ndarray  # bool mask over the input paths
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: dict[int, str] = field(default_factory=dict)  # input index -> header's scope note
 
 
 def decode_all(paths, size: int) -> DecodedImages:
@@ -232,19 +234,22 @@ def decode_all(paths, size: int) -> DecodedImages:
     paths = [str(p) for p in paths]
     pixels = torch.zeros((len(paths), 1, size, size), dtype=torch.uint8)
     ok = np.zeros(len(paths), dtype=bool)
-    failures = []
+    failures, notes = [], {}
 
     def work(i: int):
         try:
-            pixels[i, 0] = torch.from_numpy(load_image(paths[i], size))
+            image, note = load_image_noted(paths[i], size)
+            pixels[i, 0] = torch.from_numpy(image)
             ok[i] = True
+            if note:
+                notes[i] = note
         except PneumoError as err:
             failures.append((paths[i], str(err)))
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(work, range(len(paths))))
     failures.sort()
-    return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures)
+    return DecodedImages(pixels[torch.from_numpy(ok)], ok, failures, notes)
 
 
 def unreadable_error(failures) -> PneumoError:

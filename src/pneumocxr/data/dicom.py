@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
+import re
 import warnings
 from pathlib import Path
 
@@ -107,7 +109,7 @@ def _read(source, where: str | None, max_pixels: int | None):
     except PneumoError:
         raise
     except Exception as err:  # missing decoder plugin, truncated data, invalid LUT/window...
-        reason = _scrub(_first_line(err), ds)
+        reason = _scrub(_decode_failure(err, ds), ds)
         raise PneumoError(f"{where}cannot decode DICOM pixel data ({reason})") from None
 
 
@@ -238,6 +240,20 @@ def _first_line(err: Exception) -> str:
     return (str(err) or type(err).__name__).strip().splitlines()[0][:300]
 
 
+# pydicom lists each decoder's error on the lines after this one.
+_ALL_PLUGINS_FAILED = re.compile(r"raised by all available plugins:\s*\n\s*(.+)")
+
+
+def _decode_failure(err: Exception, ds) -> str:
+    """pydicom's reason, with the first decoder's own reason when every decoder failed."""
+    found = _ALL_PLUGINS_FAILED.search(str(err))
+    if not found:
+        return _first_line(err)
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    name = getattr(syntax, "name", None) or "compressed"
+    return f"no installed decoder could decode its {name} pixel data: {found.group(1)[:200]}"
+
+
 @functools.cache
 def _quiet_pydicom() -> None:
     """pydicom's warnings and log lines quote element values (names, dates): keep them out of
@@ -258,20 +274,20 @@ def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
+def dicom_to_png(source, target, overwrite: bool = False):
     """Convert a DICOM file, or every DICOM in a folder tree, to 8-bit 3-channel PNGs.
 
     A file goes to TARGET when that ends in .png, else into the folder TARGET. A folder keeps
-    its layout under `target`. Returns the PNGs written and (path, reason) for files that
-    failed; fails if none could be converted.
+    its layout under `target`. Existing PNGs are replaced only with `overwrite`. Returns the
+    PNGs written and (path, reason) for files that failed; fails if none could be converted.
     """
     from PIL import Image
 
-    from pneumocxr.fileio import atomic_path
+    from pneumocxr.fileio import atomic_path, link_problem
 
     source, target = Path(source), Path(target)
     if not source.exists():
-        raise PneumoError(f"no such file or folder: {source}")
+        raise PneumoError(link_problem(source) or f"no such file or folder: {source}")
     if source.is_file():
         single = target.suffix.lower() == ".png" and not target.is_dir()
         jobs = [(source, target if single else target / f"{source.stem}.png")]
@@ -282,6 +298,8 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
         if not files:
             raise PneumoError(f"no DICOM files under {source}")
         jobs = list(zip(files, _png_names(files, source, target)))
+    if not overwrite:
+        _refuse_existing([dst for _, dst in jobs])
     written, failures = [], []
     for src, dst in jobs:
         try:
@@ -295,6 +313,17 @@ def dicom_to_png(source, target) -> tuple[list[Path], list[tuple[str, str]]]:
             Image.fromarray(gray).convert("RGB").save(tmp, format="PNG")
         written.append(dst)
     return written, failures
+
+
+def _refuse_existing(targets: list[Path]) -> None:
+    """Before converting anything: a second run must not silently replace the first's PNGs."""
+    found = [t for t in targets if os.path.lexists(t)]
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise PneumoError(
+            f"{found[0]}{more} already exist; pass --overwrite to replace them (nothing was "
+            "written)"
+        )
 
 
 def _png_names(files: list[Path], source: Path, target: Path) -> list[Path]:

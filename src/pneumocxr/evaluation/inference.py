@@ -10,6 +10,7 @@ import numpy as np
 from pneumocxr.data.decode import DecodeStream
 from pneumocxr.data.index import IMAGE_KINDS, is_image_name, walk_files
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio import link_problem
 from pneumocxr.models.calibration import Band, decide, sigmoid
 from pneumocxr.models.io import LoadedModel, load_model
 from pneumocxr.models.predict import batch_logits, batch_outputs, predict_logits
@@ -54,7 +55,7 @@ def expand_inputs(paths, strict: bool = False) -> list[Path]:
         elif item.is_symlink():
             raise PneumoError(f"broken link: {item}")
         else:
-            raise PneumoError(f"no such file or folder: {item}")
+            raise PneumoError(link_problem(item) or f"no such file or folder: {item}")
     return files
 
 

@@ -20,8 +20,9 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.decode import load_image_noted  # noqa: E402
+from pneumocxr.data.decode import decode_all  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
+from pneumocxr.errors import PneumoError  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
 from pneumocxr.models.ensemble import Ensemble  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
@@ -66,17 +67,29 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
 
 
 def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[Explanation]:
-    """Prediction and Grad-CAM heatmap for each image file."""
-    size = loaded.preprocessing.image_size
-    decoded = [load_image_noted(p, size) for p in paths]
-    explanations = explain_pixels(loaded, np.stack([d[0] for d in decoded]), threshold)
-    for e, p, (_, note) in zip(explanations, paths, decoded):
-        e.path, e.true_label, e.note = str(p), folder_label(Path(p).parent), note
+    """`explain_files` for files that must all be readable."""
+    explanations, failures = explain_files(loaded, paths, threshold)
+    if failures:
+        raise PneumoError(failures[0][1])
     return explanations
 
 
+def explain_files(loaded: LoadedModel, paths, threshold: float = 0.5):
+    """Prediction and Grad-CAM heat map for each file that can be read, and (path, reason)
+    for the others."""
+    decoded = decode_all(paths, loaded.preprocessing.image_size)
+    kept = [p for p, ok in zip(paths, decoded.ok) if ok]
+    if not kept:
+        return [], decoded.failures
+    explanations = explain_pixels(loaded, decoded.pixels[:, 0].numpy(), threshold)
+    notes = [decoded.notes.get(i) for i, ok in enumerate(decoded.ok) if ok]
+    for e, p, note in zip(explanations, kept, notes):
+        e.path, e.true_label, e.note = str(p), folder_label(Path(p).parent), note
+    return explanations, decoded.failures
+
+
 def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
-    """`explain_images` for images already decoded at the model's size (N x S x S uint8);
+    """`explain_files` for images already decoded at the model's size (N x S x S uint8);
     `probability` is calibrated, `threshold` on that scale."""
     inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
     with torch.no_grad():

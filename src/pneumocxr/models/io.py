@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from pneumocxr import CLASS_NAMES, __version__
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import atomic_path, read_json, replace_dir, write_json
+from pneumocxr.fileio import atomic_path, link_problem, read_json, replace_dir, write_json
 from pneumocxr.models.base import PneumoNet, Preprocessing
 from pneumocxr.models.calibration import Band, Calibration
 from pneumocxr.models.ensemble import Ensemble
@@ -375,12 +375,33 @@ def _meta_path(path: Path) -> Path:
     if path.is_dir():
         if (path / META_NAME).is_file():
             return path / META_NAME
-        raise PneumoError(f"no {META_NAME} in {path}")
+        raise PneumoError(link_problem(path / META_NAME) or f"no {META_NAME} in {path}")
     if path.suffix == ".safetensors":
         path = path.with_suffix(".json")
     if not path.is_file():
-        raise PneumoError(f"model not found: {path}")
+        raise PneumoError(link_problem(path) or f"model not found: {path}")
+    _refuse_checkpoint(path)
     return path
+
+
+def _refuse_checkpoint(path: Path) -> None:
+    """A training checkpoint given as a model: say what to give instead."""
+    with open(path, "rb") as handle:
+        zipped = handle.read(4) == b"PK\x03\x04"  # how torch.save writes
+    if path.suffix != ".ckpt" and not zipped:
+        return
+    run = path.parent.parent if path.parent.name == "checkpoints" else None
+    if run is None:
+        raise PneumoError(f"{path} is a PyTorch file, not a model; give a run or model folder")
+    if not (run / META_NAME).is_file():
+        raise PneumoError(
+            f"{path} is a training checkpoint and its run has no model yet; finish the run "
+            f"with: pneumocxr train --resume {run}"
+        )
+    raise PneumoError(
+        f"{path} is a training checkpoint, not a model; give the run folder {run} instead "
+        f"(or copy its model with: pneumocxr export {run} --out DIR)"
+    )
 
 
 def _load_state(model: PneumoNet, state: dict, record: dict, base: set, where: Path) -> None:

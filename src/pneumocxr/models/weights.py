@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
+import warnings
 from pathlib import Path
 from urllib.error import URLError
 
@@ -39,9 +42,13 @@ def read_state_dict(path, trusted: bool = False) -> dict[str, torch.Tensor]:
                 "--trust-pickle if you trust where it came from (it is still read with "
                 "weights_only=True), or convert it to .safetensors"
             )
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note about the pickle protocol is noise
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except PneumoError:
         raise
+    except pickle.UnpicklingError as err:  # torch's text would suggest weights_only=False
+        raise PneumoError(_holds_objects(path, err)) from None
     except Exception as err:  # corrupt file, pickled objects, wrong format
         raise PneumoError(f"cannot read weights from {path}: {_first_line(err)}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -49,6 +56,16 @@ def read_state_dict(path, trusted: bool = False) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise PneumoError(f"{path} does not hold a state dict of tensors")
     return state
+
+
+def _holds_objects(path: Path, err: Exception) -> str:
+    """Our own line for a pickle that holds more than tensors: it is never unpickled."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+    what = f" (such as {found.group(1)})" if found else ""
+    return (
+        f"{path} holds Python objects besides tensors{what}, which pneumocxr never loads, "
+        "even with --trust-pickle; save a plain state dict of tensors, or .safetensors"
+    )
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -27,6 +27,7 @@ from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
+from pneumocxr.serve.guards import LOOPBACK_NAMES, HostCheck, multipart_detail
 from pneumocxr.serve.service import Service
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -79,7 +80,8 @@ class Problem(BaseModel):
     detail: str = Field(description="What was wrong, in one line")
 
 
-def create_app(service: Service, limits: Limits | None = None):
+def create_app(service: Service, limits: Limits | None = None, hosts=LOOPBACK_NAMES):
+    """`hosts`: the names accepted in the Host header (serve/guards.py)."""
     limits = limits or Limits()
     batcher = MicroBatcher(service.run_batch, limits.max_batch, limits.batch_wait_s)
 
@@ -96,6 +98,7 @@ def create_app(service: Service, limits: Limits | None = None):
         lifespan=lifespan,
         swagger_ui_parameters={"validatorUrl": None},  # no call to an online validator
     )
+    app.add_middleware(HostCheck, hosts=hosts, problem=_problem)
     app.add_middleware(Guard, max_body=limits.max_upload_bytes + MULTIPART_SLACK)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -124,7 +127,11 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
     decode_slots = asyncio.Semaphore(limits.decode_slots)
     megabytes = _megabytes(limits.max_upload_bytes)
     errors = {
-        400: {"model": Problem, "description": "A malformed multipart body"},
+        400: {
+            "model": Problem,
+            "description": "A malformed multipart body, more than one file, or a Host header "
+            "the server does not answer to",
+        },
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
         422: {"model": Problem, "description": "Unreadable, unusable or too many pixels"},
@@ -136,6 +143,7 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
         summary="Label, P(pneumonia) and optionally a Grad-CAM heatmap for one image",
         responses=errors,
         max_body_size=limits.max_upload_bytes + MULTIPART_SLACK,
+        form_limits={"max_files": 1},  # a second file is refused, never silently dropped
     )
     async def predict(
         file: Annotated[UploadFile, File(description="A JPEG, PNG or DICOM file")],
@@ -190,6 +198,8 @@ def _add_error_handlers(app, megabytes: str) -> None:
         detail = str(err.detail)
         if err.status_code == 413:  # also from the body limit, whose text is generic
             detail = f"upload too large: the limit is {megabytes}"
+        elif err.status_code == 400:
+            detail = multipart_detail(err, detail)
         return _problem(err.status_code, detail, getattr(err, "headers", None))
 
     @app.exception_handler(RequestValidationError)

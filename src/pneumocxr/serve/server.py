@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
 import tempfile
 import warnings
+from pathlib import Path
 
 from pneumocxr.errors import PneumoError
 
@@ -24,9 +26,13 @@ def serve(
     max_upload_mb: float = 20,
     max_megapixels: float = 40,
     max_batch: int = 16,
+    allowed_host=None,
 ) -> None:
     sock = bind(host, port)  # first: a busy port fails before anything loads
     _quiet_dicom_warnings()
+    # python-multipart logs the byte where a malformed body went wrong: the client is told
+    # in its 400; the server's log keeps to one line per request.
+    logging.getLogger("python_multipart").setLevel(logging.CRITICAL + 1)
     if "torch" not in sys.modules:
         # OpenMP threads that spin while they wait stall the model for whole time slices when
         # other threads (decoding, PNGs, HTTP) or processes want the cores; sleeping ones do not
@@ -36,21 +42,26 @@ def serve(
     import uvicorn
 
     from pneumocxr.serve.app import Limits, create_app
+    from pneumocxr.serve.guards import allowed_hosts
     from pneumocxr.serve.service import Service
 
     service = Service.load(model, threshold, int(max_megapixels * 1_000_000))
-    app = create_app(service, Limits(int(max_upload_mb * 2**20), max_batch=max_batch))
+    hosts = allowed_hosts(host, allowed_host)
+    limits = Limits(int(max_upload_mb * 2**20), max_batch=max_batch)
+    app = create_app(service, limits, hosts)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     log.info("serving %s on http://%s:%d/ (Ctrl+C stops it)", service.name, shown, bound)
     if not is_loopback(host):
         log.warning("%s is reachable from other machines: the server has no login and no TLS", host)
+    log.info("answering requests for host names: %s", ", ".join(hosts))
     # Uploads over 1 MB are spooled to (already unlinked) temporary files: keep even those in
     # a private folder that goes when the server does.
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting through Python instead of
     # the default handler lets the folder above be removed.
     previous = signal.signal(signal.SIGTERM, _exit)
-    with tempfile.TemporaryDirectory(prefix="pneumocxr-serve-") as private:
+    remove_stale_private_folders()  # of servers killed with SIGKILL
+    with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-") as private:
         tempfile.tempdir = private
         try:
             config = uvicorn.Config(app, log_level="info", limit_concurrency=128)
@@ -59,6 +70,21 @@ def serve(
             tempfile.tempdir = None
             sock.close()
             signal.signal(signal.SIGTERM, previous)
+
+
+PRIVATE_PREFIX = "pneumocxr-serve-"
+
+
+def remove_stale_private_folders() -> None:
+    """Remove the private temporary folders (`pneumocxr-serve-PID-xxxx`) of servers whose
+    process is gone; those of running servers, and older names without a PID, stay."""
+    from pneumocxr.fileio import process_alive
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
+        pid = folder.name[len(PRIVATE_PREFIX) :].split("-", 1)[0]
+        by_pid = pid.isdigit() and folder.is_dir() and not folder.is_symlink()
+        if by_pid and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _quiet_dicom_warnings() -> None:

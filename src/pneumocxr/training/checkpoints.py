@@ -11,6 +11,7 @@ and mixup pairs as an uninterrupted one.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import atomic_path
+from pneumocxr.fileio import atomic_path, ensure_dir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -91,3 +92,23 @@ def require_sound(path: Path) -> Path:
     if checkpoint_epoch(path) is None:
         raise PneumoError(f"{path} is not a complete checkpoint (damaged or not one)")
     return path
+
+
+def damaged_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint files in `folder` that do not load (not counting hidden temporaries)."""
+    found = Path(folder).glob("*.ckpt") if Path(folder).is_dir() else []
+    return sorted(p for p in found if not p.name.startswith(".") and checkpoint_epoch(p) is None)
+
+
+def set_aside(files: list[Path], folder: Path) -> Path:
+    """Move `files` into a new `folder/damaged-<time>/`: kept for a look, out of the way."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    aside = Path(folder) / f"damaged-{stamp}"
+    for n in range(2, 1000):
+        if not aside.exists():
+            break
+        aside = Path(folder) / f"damaged-{stamp}-{n}"
+    ensure_dir(aside)
+    for path in files:
+        os.replace(path, aside / path.name)
+    return aside

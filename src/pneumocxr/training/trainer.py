@@ -44,8 +44,10 @@ from pneumocxr.training import rundir
 from pneumocxr.training.checkpoints import (
     AtomicCheckpointIO,
     RandomState,
+    damaged_checkpoints,
     newest_checkpoint,
     require_sound,
+    set_aside,
 )
 from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature_bytes
 from pneumocxr.training.history import HistoryCallback, exported_epoch, read_history
@@ -229,9 +231,11 @@ def train(
     run_dir: Path | None = None,
     resume: Path | None = None,
     external: Dataset | None = None,
+    restart: bool = False,
 ) -> TrainResult:
     """Train into a new run folder (`run_dir`, or RUNS/<model>-<time>), or continue the run
     that `resume` (a run folder or a checkpoint in one) belongs to; export the best model.
+    A run whose every checkpoint is damaged starts again only with `restart`.
 
     `dataset` and `external` may be passed already decoded (at the model's image size)."""
     cfg = cfg.resolved()
@@ -243,6 +247,9 @@ def train(
         run_dir = follower_run_dir(run_dir)
     model = build_model(cfg.model, cfg.image_size, cfg.weights)  # fails early on bad weights
     phases = plan_phases(cfg, model)  # ... and on a bad --unfreeze
+    first, checkpoint = 0, None
+    if resume is not None:  # before the data: a refusal should not wait for the decoding
+        first, checkpoint = _resume_point(phases, run_dir, resume, restart)
     if resume is None and run_dir is None:
         ensure_dir(cfg.out)  # ... and on an unwritable output folder, before decoding images
     if dataset is None:
@@ -270,7 +277,6 @@ def train(
         _write_run_files(run_dir, cfg, dataset, model)
     log.info("run folder: %s", run_dir)
     class_weights = _class_weights(dataset, cfg.class_weight)
-    first, checkpoint = (0, None) if resume is None else _resume_point(phases, run_dir, resume)
     state = rundir.read_state(run_dir)
     offset = sum(state["phases"].get(p.name, {}).get("epochs", 0) for p in phases[:first])
     cache = _feature_cache(cfg, phases[first:], model, dataset, external)
@@ -300,7 +306,7 @@ def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Data
     return given
 
 
-def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
+def _resume_point(phases: list[Phase], run_dir: Path, resume: Path, restart: bool = False):
     """(index of the phase to continue, checkpoint to continue it from): the given checkpoint,
     or the newest sound one of the latest phase that has one."""
     names = [p.name for p in phases]
@@ -313,10 +319,26 @@ def _resume_point(phases: list[Phase], run_dir: Path, resume: Path):
         found = newest_checkpoint(Path(run_dir) / "checkpoints", names[i])
         if found is not None:
             return i, found
+    _set_aside_damaged(Path(run_dir) / "checkpoints", restart)
     # Killed before its first checkpoint: the run starts again from its seed, which gives
     # exactly the run it would have been.
     log.info("no complete checkpoint yet in %s: starting the run again", run_dir)
     return 0, None
+
+
+def _set_aside_damaged(folder: Path, restart: bool) -> None:
+    """Starting again would write over checkpoints that did not load: only with --restart,
+    and then they are moved aside, not deleted (they may yet be recovered)."""
+    damaged = damaged_checkpoints(folder)
+    if not damaged:
+        return
+    if not restart:
+        names = ", ".join(p.name for p in damaged)
+        raise PneumoError(
+            f"every checkpoint in {folder} is damaged ({names}); pass --restart to train the "
+            "run again from its start (they are moved to a damaged-<time> folder, not deleted)"
+        )
+    log.warning("moved %d damaged checkpoint(s) to %s", len(damaged), set_aside(damaged, folder))
 
 
 def _run_phase(

@@ -262,7 +262,7 @@ function renderTable() {
 
 function csvCell(value) {
   let text = value === undefined || value === null ? "" : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`; // keep spreadsheets from running formulas
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`; // OWASP: spreadsheets run these
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
