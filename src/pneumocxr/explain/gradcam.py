@@ -22,8 +22,8 @@ from PIL import Image  # noqa: E402
 from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.decode import decode_all  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
-from pneumocxr.errors import PneumoError  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
+from pneumocxr.errors import PneumoError  # noqa: E402
 from pneumocxr.models.ensemble import Ensemble  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
