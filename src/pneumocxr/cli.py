@@ -617,8 +617,11 @@ def predict(
 
 
 def _json_answer(answer) -> dict:
+    """predict --json's line; the path escaped as in the text output (valid UTF-8 for jq)."""
+    from pneumocxr.display import display_path
+
     score = None if answer.scope_score is None else round(answer.scope_score, 4)
-    return {"path": answer.path, "label": answer.label, "p_pneumonia": round(answer.p_pneumonia, 6),
+    return {"path": display_path(answer.path), "label": answer.label, "p_pneumonia": round(answer.p_pneumonia, 6),
             "in_scope": answer.in_scope, "scope_score": score, "reason": answer.reason}  # fmt: skip
 
 
