@@ -621,8 +621,14 @@ def _json_answer(answer) -> dict:
     from pneumocxr.display import display_path
 
     score = None if answer.scope_score is None else round(answer.scope_score, 4)
-    return {"path": display_path(answer.path), "label": answer.label, "p_pneumonia": round(answer.p_pneumonia, 6),
-            "in_scope": answer.in_scope, "scope_score": score, "reason": answer.reason}  # fmt: skip
+    return {
+        "path": display_path(answer.path),
+        "label": answer.label,
+        "p_pneumonia": round(answer.p_pneumonia, 6),
+        "in_scope": answer.in_scope,
+        "scope_score": score,
+        "reason": answer.reason,
+    }
 
 
 def _decision_rule(settings, model) -> str:
