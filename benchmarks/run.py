@@ -15,6 +15,7 @@
     python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 / int8 (tried, dropped)
     python benchmarks/run.py scope             # the scope check on outside images (about 10 min)
     python benchmarks/run.py calibration       # cross-fitted ECE and UNCERTAIN, external set
+    python benchmarks/run.py serve-scope       # web API p50 with the scope check on and off
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -405,6 +406,27 @@ def serve_load(_args) -> None:
     )
 
 
+def serve_scope(_args, repeats: int = 3) -> None:
+    """The scope check's cost in the web API: p50/p99 latency at one client, with the scope
+    check on and off (the `scope_check` query parameter), interleaved on one server."""
+    shared = [p for label in ("NORMAL", "PNEUMONIA")
+              for p in sorted((DATA / "train" / label).glob("*.jpeg"))[:16]]  # fmt: skip
+    args = ["--requests", "64", "--clients", "1", "--time-limit", "300"]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            for scope_check in ("off", "on"):
+                result = _load_test(
+                    shared, 16, {}, Path(tmp), [*args, "--scope-check", scope_check]
+                )
+                runs.append({"scope_check": scope_check, "levels": result["levels"]})
+                print(json.dumps(runs[-1]), flush=True)
+    command = (f"pneumocxr serve --port PORT & pneumocxr loadtest IMAGES --url "
+               f"http://127.0.0.1:PORT {' '.join(args)} --scope-check on|off --json")  # fmt: skip
+    save("serve_scope", {"command": command, "images": "32 shared training X-rays, 224x224 JPEG",
+                         "runs": runs})  # fmt: skip
+
+
 def _enlarged(images: list[Path], side: int, tmp: Path) -> list[Path]:
     """Copies the size of a real radiograph (the shared files are 224 px)."""
     from PIL import Image
@@ -418,7 +440,7 @@ def _enlarged(images: list[Path], side: int, tmp: Path) -> list[Path]:
     return out
 
 
-def _load_test(images: list[Path], max_batch: int, env: dict, tmp: Path) -> dict:
+def _load_test(images: list[Path], max_batch: int, env: dict, tmp: Path, args=None) -> dict:
     import socket
 
     import httpx
@@ -442,7 +464,8 @@ def _load_test(images: list[Path], max_batch: int, env: dict, tmp: Path) -> dict
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            load = [*PNEUMOCXR, "loadtest", *map(str, images), "--url", url, *LOAD_ARGS, "--json"]
+            load = [*PNEUMOCXR, "loadtest", *map(str, images), "--url", url,
+                    *(args or LOAD_ARGS), "--json"]  # fmt: skip
             done = subprocess.run(load, capture_output=True, text=True, timeout=900)
         finally:
             server.terminate()
@@ -485,6 +508,7 @@ JOBS = {
     "predict-cold": predict_cold,
     "onnx-int8": onnx_int8,
     "scope": scope,
+    "serve-scope": serve_scope,
     "calibration": calibration,
     "speed": speed,
     "report": report,

@@ -14,9 +14,10 @@ import pytest
 
 from conftest import cli_batch, make_subset
 from corpus import good_model
+from pneumocxr.evaluation.evaluate import EVALUATION_FILES
 from pneumocxr.models.io import load_model, save_model
 from pneumocxr.models.smallnet import SmallNet
-from pneumocxr.pipeline import EVALUATION_FILES, evaluate_to_folder, export_model
+from pneumocxr.pipeline import evaluate_to_folder, export_model
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

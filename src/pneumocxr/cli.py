@@ -1053,6 +1053,7 @@ def loadtest(
         float, typer.Option(min=1, help="Seconds for the whole test; then no request starts.")
     ] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    scope_check: ScopeOpt = OnOff.on,
 ):
     """Requests/s and p50/p99 latency of a running server, with and without Grad-CAM."""
     from pneumocxr.serve.loadtest import check_target, load_test, table
@@ -1068,7 +1069,8 @@ def loadtest(
         ) from None
     if not levels or min(levels) < 1:
         raise PneumoError(f"--clients needs at least one positive number, got {clients!r}")
-    result = load_test(url, expand_inputs(images), requests, levels, (False, True), time_limit)
+    result = load_test(url, expand_inputs(images), requests, levels, (False, True), time_limit,
+                       scope_check == OnOff.on)  # fmt: skip
     typer.echo(json.dumps(result, indent=2) if as_json else table(result))
 
 

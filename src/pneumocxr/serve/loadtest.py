@@ -37,6 +37,7 @@ def load_test(
     concurrency=(1, 4, 16),
     gradcam=(False, True),
     time_limit: float = 300.0,
+    scope_check: bool = True,
 ) -> dict:
     base = check_target(url)
     if requests < 1:
@@ -44,10 +45,11 @@ def load_test(
     if not images:
         raise PneumoError("no images to send")
     payloads = [(p.name, p.read_bytes()) for p in images]
-    return asyncio.run(_run(base, payloads, requests, concurrency, gradcam, time_limit))
+    params = {"scope_check": str(scope_check).lower()}
+    return asyncio.run(_run(base, payloads, requests, concurrency, gradcam, time_limit, params))
 
 
-async def _run(base, payloads, requests, concurrency, gradcam, time_limit) -> dict:
+async def _run(base, payloads, requests, concurrency, gradcam, time_limit, params) -> dict:
     import httpx
 
     deadline = time.monotonic() + time_limit
@@ -60,10 +62,12 @@ async def _run(base, payloads, requests, concurrency, gradcam, time_limit) -> di
     ) as client:
         health = await _health(client)
         for cam in gradcam:
-            await _send(client, payloads[0], cam)  # warm-up, not counted
+            await _send(client, payloads[0], cam, params)  # warm-up, not counted
             for clients in concurrency:
-                levels.append(await _level(client, payloads, requests, clients, cam, deadline))
-    return {"url": base, "model": health.get("model"), "requests": requests, "levels": levels}
+                level = await _level(client, payloads, requests, clients, cam, deadline, params)
+                levels.append(level)
+    return {"url": base, "model": health.get("model"), "requests": requests,
+            "scope_check": params["scope_check"] == "true", "levels": levels}  # fmt: skip
 
 
 async def _health(client) -> dict:
@@ -77,7 +81,7 @@ async def _health(client) -> dict:
         raise PneumoError(f"no pneumocxr server answers at {client.base_url}: {err}") from None
 
 
-async def _send(client, payload, gradcam: bool) -> float | None:
+async def _send(client, payload, gradcam: bool, params: dict) -> float | None:
     """Seconds for one prediction, or None when it failed."""
     import httpx
 
@@ -85,7 +89,9 @@ async def _send(client, payload, gradcam: bool) -> float | None:
     start = time.perf_counter()
     try:
         response = await client.post(
-            "/api/predict", params={"gradcam": str(gradcam).lower()}, files={"file": (name, data)}
+            "/api/predict",
+            params={**params, "gradcam": str(gradcam).lower()},
+            files={"file": (name, data)},
         )
     except httpx.HTTPError:
         return None
@@ -97,7 +103,7 @@ async def _send(client, payload, gradcam: bool) -> float | None:
     return seconds if ok else None
 
 
-async def _level(client, payloads, requests, clients, gradcam, deadline) -> dict:
+async def _level(client, payloads, requests, clients, gradcam, deadline, params) -> dict:
     latencies, failed, started = [], 0, 0
 
     async def worker():
@@ -105,7 +111,7 @@ async def _level(client, payloads, requests, clients, gradcam, deadline) -> dict
         while started < requests and time.monotonic() < deadline:
             payload = payloads[started % len(payloads)]
             started += 1
-            seconds = await _send(client, payload, gradcam)
+            seconds = await _send(client, payload, gradcam, params)
             if seconds is None:
                 failed += 1
             else:
