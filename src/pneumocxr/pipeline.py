@@ -362,15 +362,13 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
     if loaded.meta.get("members"):
         raise PneumoError("export takes a single model; an ensemble folder is already exported")
     card = card or Card()
-    keep = _no_paths({k: loaded.meta[k] for k in KEPT if k in loaded.meta})
-    keep["exported_from"] = (
-        _no_paths(loaded.meta.get("exported_from")) or Path(loaded.path).resolve().name
-    )
+    keep = {k: loaded.meta[k] for k in KEPT if k in loaded.meta}
+    keep["exported_from"] = loaded.meta.get("exported_from") or Path(loaded.path).resolve().name
     scope = _scope(loaded, card)
     if scope is not None:
         loaded.model.scope, keep["scope"] = scope
     if _refits(card, loaded):
-        keep.update(_no_paths(card_figures(loaded, card)))
+        keep.update(card_figures(loaded, card))
     with replace_dir(out, MODEL_FILES, overwrite, "export") as tmp:
         save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
     return Path(out) / META_NAME
@@ -379,18 +377,6 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
 # What export carries over from the model's own model.json.
 KEPT = ("threshold", "threshold_logit", "threshold_method", "youden_threshold_val", "calibration",
         "calibration_error", "uncertain", "scope", "validation", "training")  # fmt: skip
-
-
-def _no_paths(value):
-    """Strings in a metadata record with every path cut to its last part: model.json holds
-    no path of the machine that trained or exported the model."""
-    from pneumocxr.display import without_paths
-
-    if isinstance(value, dict):
-        return {k: _no_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_no_paths(v) for v in value]
-    return without_paths(value) if isinstance(value, str) and "/" in value else value
 
 
 def _refits(card, loaded) -> bool:

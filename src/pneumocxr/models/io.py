@@ -31,6 +31,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from pneumocxr import CLASS_NAMES, __version__
+from pneumocxr.display import without_paths
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import atomic_path, link_problem, read_json, replace_dir, write_json
 from pneumocxr.models.base import PneumoNet, Preprocessing
@@ -127,13 +128,23 @@ def scope_record(check: ScopeCheck, given: dict | None = None) -> dict:
 
 def _write(directory: Path, state: dict, meta: dict) -> Path:
     """Weights first (their header holding the answer record), then model.json naming their
-    hash: a kill between the two is detected."""
+    hash: a kill between the two is detected. model.json holds no path of the machine that
+    wrote it: every absolute path in its texts is cut to its last part."""
+    meta = _no_paths(meta)
     header = {"format": meta["format"], "answer": _canonical(answer_record(meta))}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata=header)
     meta["weights"]["sha256"] = sha256(directory / WEIGHTS_NAME)
     write_json(directory / META_NAME, meta)
     return directory / META_NAME
+
+
+def _no_paths(value):
+    if isinstance(value, dict):
+        return {k: _no_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_paths(v) for v in value]
+    return without_paths(value) if isinstance(value, str) and "/" in value else value
 
 
 def answer_record(meta: dict) -> dict:
