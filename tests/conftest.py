@@ -83,6 +83,14 @@ def cli(
     return result
 
 
+RULE_PREFIX = "threshold "  # predict's one informational line: its threshold, band, scope check
+
+
+def problems(stderr: str) -> list[str]:
+    """stderr's lines without `predict`'s line stating the threshold it uses."""
+    return [line for line in stderr.splitlines() if not line.startswith(RULE_PREFIX)]
+
+
 def train_quick(data: Path, out: Path, model: str = "smallnet", *extra) -> Path:
     """A small real training run through the CLI; returns its run folder."""
     result = cli(

@@ -46,7 +46,8 @@ GRADCAM_SAMPLE = [
     "dicom_no_pixels", "gif", "huge_valid_7000",
 ]  # fmt: skip
 PATIENT_TAGS = ("Corpus^Case", "CORPUS01", "Test^Child", "TEST001")
-FIELDS = {"label", "p_pneumonia", "threshold", "model", "gradcam_png", "image_png"}
+FIELDS = {"label", "p_pneumonia", "in_scope", "scope_score", "reason", "threshold",
+          "uncertain_band", "model", "gradcam_png", "image_png"}  # fmt: skip
 
 
 @dataclass
@@ -187,18 +188,20 @@ def test_refusals_are_one_line_that_says_why(answers):
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # jpeg_bad_exif, read here as well
 def test_answers_are_what_the_cli_gives(answers):
-    from pneumocxr.evaluation.inference import label_for, predict_paths, resolve_model
+    from pneumocxr.evaluation.inference import predict_paths, resolve_model
 
     answered = {n: plain for n, (plain, _) in answers[0].items() if plain.status == 200}
     loaded = resolve_model(None)
     table, failures = predict_paths(loaded, [a.case.path for a in answered.values()])
     assert failures == []
-    for answer, p in zip(answered.values(), table["p_pneumonia"]):
+    for answer, (_, row) in zip(answered.values(), table.iterrows()):
         body = answer.body
         assert set(body) == FIELDS and body["gradcam_png"] is None and body["image_png"] is None
-        assert body["p_pneumonia"] == pytest.approx(p, abs=1e-5), answer.case.name
+        assert body["p_pneumonia"] == pytest.approx(row["p_pneumonia"], abs=1e-5), answer.case.name
         assert body["threshold"] == pytest.approx(loaded.threshold)
-        assert body["label"] == label_for(body["p_pneumonia"], loaded.threshold)
+        # the same decision as the CLI's: scope check, band, threshold
+        assert (body["label"], body["in_scope"]) == (row["label"], row["in_scope"])
+        assert body["scope_score"] == pytest.approx(row["scope_score"], abs=1e-4)
         assert body["model"] == "default (efficientnet-lite0)"
 
 
@@ -210,6 +213,9 @@ def test_gradcam_answers_agree_with_the_plain_ones(answers):
             assert explained.body == plain.body, name
             continue
         assert explained.body["p_pneumonia"] == pytest.approx(plain.body["p_pneumonia"], abs=1e-5)
+        if not plain.body["in_scope"]:  # an image out of scope gets no heat map
+            assert explained.body["gradcam_png"] is None, name
+            continue
         heat, gray = (_png(explained.body[key]) for key in ("gradcam_png", "image_png"))
         assert heat.size == gray.size and max(heat.size) <= 384 and min(heat.size) >= 32, name
 

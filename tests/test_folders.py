@@ -99,11 +99,13 @@ def test_a_broken_link_is_named_by_itself_and_fails_with_strict(tmp_path, model)
     )
     for result in (split, predicted):
         (line,) = warnings_of(result)
-        assert f"broken link: {link}" in line and "target-name" not in line, line
+        assert f"broken symbolic link: {link}" in line and "target-name" not in line, line
     assert len(read_csv(tmp_path / "s" / "splits.csv")) == 12
     assert strict.returncode == 1 and not (tmp_path / "t" / "splits.csv").exists()
-    assert strict.stderr.strip() == f"error: 1 link cannot be followed (broken link: {link})"
-    assert named.returncode == 1 and named.stderr.strip() == f"error: broken link: {link}"
+    assert strict.stderr.strip() == (
+        f"error: 1 link cannot be followed (broken symbolic link: {link})"
+    )
+    assert named.returncode == 1 and named.stderr.strip() == f"error: broken symbolic link: {link}"
 
 
 def test_hidden_folders_are_left_out_and_said_once(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import cli, cli_batch, make_subset, shared_images
+from conftest import cli, cli_batch, make_subset, problems, shared_images
 from corpus import picture
 from dicom_factory import make_dicom, twelve_bit
 from pneumocxr.data.index import index_images
@@ -132,7 +132,7 @@ def test_csv_into_a_folder_is_a_clear_error(odd_folder, tmp_path):
 
 def test_a_warning_naming_an_odd_file_stays_on_one_line(batch):
     out, results = batch
-    assert results["warn"].stderr.splitlines() == [
+    assert problems(results["warn"].stderr) == [
         f"warning: skipped {out}/warn/bad\\nname.jpeg: not a readable image (unknown format "
         "or damaged)"
     ]
@@ -228,7 +228,7 @@ def test_other_formats_are_read_in_folders_as_when_named(tmp_path, fmt):
 def test_sizes_no_radiograph_has_are_refused(batch):
     result = batch[1]["sizes"]
     assert result.returncode == 1 and result.stdout == ""
-    messages = sorted(line.split(".png: ", 1)[1] for line in result.stderr.splitlines()[:-1])
+    messages = sorted(line.split(".png: ", 1)[1] for line in problems(result.stderr)[:-1])
     assert messages == [
         "1x1 pixels is too small for a radiograph (each side must be at least 32)",
         "20000x10 pixels is too small for a radiograph (each side must be at least 32)",
@@ -290,5 +290,5 @@ def test_patient_data_never_reaches_the_output(tmp_path):
         for value in ("Secretname", "Jane", "SECRETID77", "19700101", "Secret Hospital"):
             assert value not in text, (result.args, text)
     assert results[0].returncode == 0 and len(results[0].stdout.splitlines()) == 1
-    assert len(results[0].stderr.splitlines()) == 2  # the two damaged files, one line each
+    assert len(problems(results[0].stderr)) == 2  # the two damaged files, one line each
     assert np.asarray(Image.open(tmp_path / "good.png")).shape[:2] == stored.shape

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import cli, train_quick
 from pneumocxr.data.dataset import load_dataset
@@ -69,7 +70,9 @@ def test_training_run_writes_every_file_and_a_faithful_export(small_data, tmp_pa
     dataset = load_dataset(small_data, 64, splits=splits)
     test_index = dataset.split_index()["test"]
     in_memory = predict_pixels(result.model, dataset.pixels[test_index])
-    assert np.allclose(from_files["p_pneumonia"].to_numpy(), in_memory, atol=1e-6)
+    assert np.allclose(from_files["p_raw"].to_numpy(), in_memory, atol=1e-6)
+    calibrated = loaded.calibration.apply(from_files["logit"].to_numpy())
+    assert np.allclose(from_files["p_pneumonia"].to_numpy(), calibrated, atol=1e-9)
 
 
 def test_resume_continues_from_the_saved_epoch(small_data, tmp_path):
@@ -130,7 +133,9 @@ def test_transfer_run_fine_tunes_after_the_head(effnet_run):
     meta = json.loads((effnet_run / "model.json").read_text())
     assert meta["weights"]["base"]["file"] == "efficientnet-lite0-57934424.pth"
     # only what training changed is stored; the frozen ImageNet stages come from the package
-    assert (effnet_run / "model.safetensors").stat().st_size < 8_000_000
+    stored = load_file(effnet_run / "model.safetensors")
+    network = sum(t.nbytes for k, t in stored.items() if not k.startswith("scope."))
+    assert network < 8_000_000 and any(k.startswith("scope.") for k in stored)
     loaded = load_model(effnet_run)
     assert loaded.model.training is False
 

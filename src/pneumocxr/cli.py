@@ -590,11 +590,14 @@ def predict(
         from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
 
         check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
+    from pneumocxr.evaluation.inference import expand_inputs
+
     loaded = load_model(model or "default")
     settings = loaded.settings(threshold, scope_check == OnOff.on)
+    files = expand_inputs(paths, strict)  # missing inputs fail before anything is printed
     log.info("%s", _decision_rule(settings, loaded))
     found, failures = loaded.predict_paths(
-        paths, threshold=threshold, batch_size=batch_size, scope_check=settings.scope_check,
+        files, threshold=threshold, batch_size=batch_size, scope_check=settings.scope_check,
         strict=strict,
     )  # fmt: skip
     for _, reason in failures:
@@ -639,7 +642,7 @@ def _decision_rule(settings, model) -> str:
     if not settings.scope_check:
         return text + "; scope check off"
     if not model.loaded.has_scope:
-        return text + "; this model has no scope check (re-export it with --scope-from)"
+        return text + "; this model has no scope check (export it with --splits-from RUN)"
     return text + "; scope check on"
 
 

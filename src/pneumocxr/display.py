@@ -36,9 +36,8 @@ def one_line(text: str) -> str:
     return " ".join(kept.split())
 
 
-# A word (between spaces, brackets, commas) that is an absolute or dot-relative path, POSIX or
-# Windows ("docs/VALIDATION.md" is a reference, not where a machine keeps its data).
-PATH_WORD = re.compile(r"(?<![^\s(\[,;])(?:[A-Za-z]:[\\/]|[\\/~]|\.\.?[\\/])[^\s()\[\],;]*")
+# A word (between spaces, brackets, commas) with a slash in it: a path, POSIX or Windows.
+PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
 
 
 def without_paths(text) -> str | None:

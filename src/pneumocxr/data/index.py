@@ -84,7 +84,7 @@ class FolderWalk:
 
     files: list[Path] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # "permission denied: FOLDER"
-    broken: list[str] = field(default_factory=list)  # "broken link: LINK", "symlink loop: LINK"
+    broken: list[str] = field(default_factory=list)  # "broken symbolic link: LINK", or a loop
     loops: list[Path] = field(default_factory=list)  # folder links back into their own path
     hidden: dict[str, int] = field(default_factory=dict)  # hidden folder -> images in it
 
@@ -126,7 +126,7 @@ def _visit(path: Path, entry: os.DirEntry, above: frozenset, found: FolderWalk, 
         info = entry.stat()  # through a link: its target
     except OSError as err:
         if entry.is_symlink() and not hidden:
-            kind = "symlink loop" if err.errno == errno.ELOOP else "broken link"
+            kind = "symbolic link loop" if err.errno == errno.ELOOP else "broken symbolic link"
             found.broken.append(f"{kind}: {path}")
         elif not hidden:
             found.files.append(path)  # decoding says what is wrong with it

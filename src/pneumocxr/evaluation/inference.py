@@ -52,8 +52,6 @@ def expand_inputs(paths, strict: bool = False) -> list[Path]:
             files += found
         elif item.exists():
             files.append(item)  # a FIFO or device is refused when decoding, like a bad file
-        elif item.is_symlink():
-            raise PneumoError(f"broken link: {item}")
         else:
             raise PneumoError(link_problem(item) or f"no such file or folder: {item}")
     return files
@@ -67,7 +65,7 @@ class Prediction:
     the model knows; `reason` says why); `p_pneumonia` is calibrated; `scope_score` is above 1
     for images unlike the model's training X-rays (None with the scope check off)."""
 
-    path: str
+    path: str | None  # None for an image given in memory (a PIL image, an array)
     label: str
     p_pneumonia: float
     in_scope: bool

@@ -50,16 +50,17 @@ class Outcome:
 
 
 class Service:
-    def __init__(self, loaded: LoadedModel, settings: Settings, max_pixels: int):
-        self.loaded, self.settings, self.max_pixels = loaded, settings, max_pixels
-        self.threshold = settings.threshold
+    def __init__(self, loaded: LoadedModel, threshold="model", max_pixels: int = 40_000_000):
+        """`threshold`: a number on the calibrated scale, or "model" (the model's own)."""
+        self.loaded, self.max_pixels = loaded, max_pixels
+        self.settings = Settings.of(loaded, threshold)
+        self.threshold = self.settings.threshold
         self.name = model_name(loaded)
         self.size = loaded.preprocessing.image_size
 
     @classmethod
     def load(cls, model=None, threshold="model", max_pixels: int = 40_000_000) -> Service:
-        loaded = resolve_model(model)
-        return cls(loaded, Settings.of(loaded, threshold), max_pixels)
+        return cls(resolve_model(model), threshold, max_pixels)
 
     def decode(self, data: bytes, filename: str | None, gradcam: bool,
                scope_check: bool = True) -> Upload:  # fmt: skip
