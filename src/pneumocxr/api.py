@@ -80,6 +80,8 @@ class Model:
         """A Prediction for `x` (a path, a PIL image or a numpy array H x W or H x W x C,
         uint8 or float), or a list of them for a list. Bad input raises PneumoError."""
         items = list(x) if isinstance(x, (list, tuple)) else [x]
+        if not items:
+            return []
         decoded = [self.decode(item) for item in items]
         pixels = torch.from_numpy(np.stack([d[0] for d in decoded]))[:, None]
         names = [_name(item) for item in items]
@@ -118,6 +120,8 @@ class Model:
         from pneumocxr.explain.gradcam import explain_pixels
 
         items = list(x) if isinstance(x, (list, tuple)) else [x]
+        if not items:
+            return []
         images = np.stack([self.decode(item)[0] for item in items])
         cut = self.settings(threshold).threshold
         maps = [e.heatmap for e in explain_pixels(self.loaded, images, cut)]
