@@ -1106,6 +1106,9 @@ def main() -> None:
     # took the core the Python thread needed (SmallNet training 24 -> 38 img/s, one third
     # less CPU time; docs/PERFORMANCE.md). Must be set before torch loads; overridable.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Figures are only ever saved: no window toolkit (the library itself leaves the backend to
+    # its user, so plots still show in a notebook).
+    os.environ.setdefault("MPLBACKEND", "Agg")
     tune_malloc()
     _setup_logging()
     try:

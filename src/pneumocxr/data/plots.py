@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.augment import Augment  # noqa: E402
-from pneumocxr.data.index import class_counts  # noqa: E402
-from pneumocxr.data.split import SPLITS  # noqa: E402
+from pneumocxr import CLASS_NAMES
+from pneumocxr.data.augment import Augment
+from pneumocxr.data.index import class_counts
+from pneumocxr.data.split import SPLITS
 
 CLASS_COLORS = {"NORMAL": "#4c78a8", "PNEUMONIA": "#e45756"}
 

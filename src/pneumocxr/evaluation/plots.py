@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay, roc_curve  # noqa: E402
-
-from pneumocxr import CLASS_NAMES  # noqa: E402
+from pneumocxr import CLASS_NAMES
 
 
 def confusion_figure(metrics: dict, title: str = "Confusion matrix"):

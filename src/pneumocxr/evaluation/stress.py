@@ -128,9 +128,6 @@ def stress_markdown(result: StressResult) -> str:
 
 def stress_figure(result: StressResult, title: str = "Stress test"):
     """AUC against severity, one line per corruption, the clean AUC as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 5))

@@ -10,22 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from pneumocxr import CLASS_NAMES  # noqa: E402
-from pneumocxr.data.decode import decode_all  # noqa: E402
-from pneumocxr.data.index import folder_label  # noqa: E402
-from pneumocxr.data.transforms import prepare_batch  # noqa: E402
-from pneumocxr.errors import PneumoError  # noqa: E402
-from pneumocxr.models.ensemble import Ensemble  # noqa: E402
-from pneumocxr.models.io import LoadedModel  # noqa: E402
+from pneumocxr import CLASS_NAMES
+from pneumocxr.data.decode import decode_all
+from pneumocxr.data.index import folder_label
+from pneumocxr.data.transforms import prepare_batch
+from pneumocxr.errors import PneumoError
+from pneumocxr.models.ensemble import Ensemble
+from pneumocxr.models.io import LoadedModel
 
 
 @dataclass

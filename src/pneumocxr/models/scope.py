@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from pneumocxr.errors import PneumoError
+
 PREFIX = "scope."  # the check's tensors, stored beside the model's in model.safetensors
 CUT_QUANTILE = 0.999
 # Whose features: the model's own when it grew from ImageNet weights; otherwise (SmallNet,
@@ -45,7 +47,9 @@ def pool(x: torch.Tensor) -> torch.Tensor:
     """A stage's output as one vector per image: channel means and SDs of a feature map."""
     if x.ndim == 4:
         flat = x.float().flatten(2)
-        return torch.cat([flat.mean(2), flat.std(2)], 1)
+        mean = flat.mean(2)
+        spread = flat.std(2) if flat.shape[2] > 1 else torch.zeros_like(mean)  # a 1x1 map
+        return torch.cat([mean, spread], 1)
     return x.float().flatten(1)
 
 
@@ -170,6 +174,8 @@ def fit_scope(model: nn.Module, train_pixels: torch.Tensor, heldout_pixels: torc
     own = uses_own_features(model)
     shell = ScopeCheck([], OWN if own else REFERENCE, None if own else REFERENCE_SIZE)
     train_features = batch_features(model, fit, shell)
+    if not all(torch.isfinite(f).all() for f in train_features):
+        raise PneumoError("the model's features hold NaN or infinite values; no scope check")
     check = ScopeCheck([f.shape[1] for f in train_features], shell.source, shell.size)
     _fit_distances(check, train_features)
     heldout = batch_features(model, heldout_pixels, shell)

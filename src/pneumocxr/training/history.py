@@ -76,9 +76,6 @@ def write_history(run_dir: Path, history: pd.DataFrame) -> None:
 def plot_history(history: pd.DataFrame):
     """Train vs validation loss and accuracy, like the tutorial's plot_history; with an external
     set, its curves too, and a third panel with both AUCs (the gap shows at a glance)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 

@@ -30,6 +30,7 @@ from pneumocxr.fileio import ensure_dir, write_json, write_text
 from pneumocxr.models.base import PneumoNet
 from pneumocxr.models.calibration import (
     METHODS,
+    Calibration,
     calibration_error,
     fit_band,
     fit_calibration,
@@ -509,7 +510,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
     val_logits = predict_logits(model, dataset.pixels[val])
     model.scope, scope = _fit_scope(cfg, model, dataset, run_dir)
     calib_logits, calib_labels, calib_name = _calibration_set(cfg, model, dataset, val_logits)
-    calibration = fit_calibration(calib_logits, calib_labels, cfg.calibration, calib_name)
+    calibration = _calibrate(calib_logits, calib_labels, cfg.calibration, calib_name)
     threshold = float(calibration.apply(0.0))  # sigmoid 0.5 on the calibrated scale
     calibrated = calibration.apply(calib_logits)
     band = None
@@ -568,6 +569,16 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
         )
     log.info("exported %s", Path(run_dir) / "model.safetensors")
     return TrainResult(Path(run_dir), model, threshold, val_metrics, validation.get("external"))
+
+
+def _calibrate(logits, labels, method: str, name: str):
+    """The model's calibration; a model that ranks the set backwards (or sees one class only)
+    is exported uncalibrated, with a warning, rather than not at all."""
+    try:
+        return fit_calibration(logits, labels, method, name)
+    except PneumoError as err:
+        log.warning("%s; P(pneumonia) is left uncalibrated", err)
+        return Calibration(fit_on=name, n=len(logits))
 
 
 def _same_folder(cfg: TrainConfig) -> bool:
