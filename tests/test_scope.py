@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,24 @@ def test_model_json_is_what_was_exported(tmp_path, edit, named):
     assert result.returncode == 1 and result.stdout == ""
     assert named in result.stderr and "export the model again" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_radiographs_of_other_parts_and_other_modalities_are_refused(default, tmp_path):
+    """Real DICOM test files (pydicom-data): a lower leg on CR, an MR shoulder, an ultrasound
+    frame; and the lower leg again as a plain PNG, with no header to say what it is."""
+    import data_store
+    from skimage import data as pictures
+
+    from pneumocxr.data.dicom import read_dicom_gray
+
+    files = Path(data_store.__file__).parent / "data"
+    leg = tmp_path / "leg.png"
+    Image.fromarray(read_dicom_gray(files / "RG3_UNCR.dcm")).save(leg)
+    Image.fromarray(pictures.astronaut()).save(tmp_path / "astronaut.png")
+    found = default.predict([files / "RG3_UNCR.dcm", files / "MR2_UNCR.dcm",
+                             files / "US1_UNCR.dcm", leg, tmp_path / "astronaut.png"])  # fmt: skip
+    reasons = [f.reason for f in found]
+    assert [f.label for f in found] == ["OUT_OF_SCOPE"] * 5, reasons
+    assert reasons[0].startswith("DICOM body part EXTREMITY")
+    assert reasons[1].startswith("DICOM modality MR") and reasons[2].startswith("DICOM modality US")
+    assert "unlike the chest X-rays" in reasons[3] and found[3].scope_score > 1
