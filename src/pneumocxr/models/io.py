@@ -140,8 +140,8 @@ def _write(directory: Path, state: dict, meta: dict) -> Path:
 
 
 def _no_paths(value):
-    if isinstance(value, dict):
-        return {k: _no_paths(v) for k, v in value.items()}
+    if isinstance(value, dict):  # a format names itself with a slash: not a path
+        return {k: v if k == "format" else _no_paths(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_no_paths(v) for v in value]
     return without_paths(value) if isinstance(value, str) and "/" in value else value
