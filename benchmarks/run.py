@@ -13,6 +13,7 @@
     python benchmarks/run.py predict-cold      # `pneumocxr predict IMAGE` from a cold start
     python benchmarks/run.py speed             # the three above, then report (about 6 minutes)
     python benchmarks/run.py onnx-int8         # torch vs ONNX Runtime fp32 / int8 (tried, dropped)
+    python benchmarks/run.py onnx-speed        # PyTorch vs the ONNX export, same predict path
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -360,6 +361,16 @@ def onnx_int8(_args) -> None:
     save("onnx_int8", {"command": "python benchmarks/onnx_int8.py DATA EXTERNAL", **result})
 
 
+def onnx_speed(_args) -> None:
+    """The shipped model in PyTorch and as its ONNX export (`export --format onnx`)."""
+    script = ROOT / "benchmarks" / "onnx_speed.py"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as the CLI runs torch
+    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True,
+                         text=True, env=env)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    save("onnx_speed", {"command": "python benchmarks/onnx_speed.py", **result})
+
+
 def speed(args) -> None:
     for job in (bench, predict_folder, predict_cold, report):
         job(args)
@@ -470,6 +481,7 @@ JOBS = {
     "predict-folder": predict_folder,
     "predict-cold": predict_cold,
     "onnx-int8": onnx_int8,
+    "onnx-speed": onnx_speed,
     "speed": speed,
     "report": report,
 }

@@ -23,6 +23,7 @@ from pneumocxr import CLASS_NAMES  # noqa: E402
 from pneumocxr.data.decode import load_image_noted  # noqa: E402
 from pneumocxr.data.index import folder_label  # noqa: E402
 from pneumocxr.data.transforms import prepare_batch  # noqa: E402
+from pneumocxr.errors import PneumoError  # noqa: E402
 from pneumocxr.models.ensemble import Ensemble  # noqa: E402
 from pneumocxr.models.io import LoadedModel  # noqa: E402
 
@@ -65,6 +66,14 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
     return (heat / peak).numpy()
 
 
+def require_gradcam(loaded: LoadedModel) -> None:
+    """Refuse, in one line, a model without gradients (an ONNX export)."""
+    if not loaded.model.explainable:
+        from pneumocxr.models.onnx_model import NO_GRADCAM
+
+        raise PneumoError(NO_GRADCAM)
+
+
 def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[Explanation]:
     """Prediction and Grad-CAM heatmap for each image file."""
     size = loaded.preprocessing.image_size
@@ -78,6 +87,7 @@ def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[E
 def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
     """`explain_images` for images already decoded at the model's size (N x S x S uint8);
     `probability` is calibrated, `threshold` on that scale."""
+    require_gradcam(loaded)
     inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
     with torch.no_grad():
         logits = loaded.model(inputs).squeeze(1)

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pneumocxr import __version__
 from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
+from pneumocxr.models.onnx_model import NO_GRADCAM
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
 from pneumocxr.serve.service import Service
@@ -124,7 +125,11 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
     decode_slots = asyncio.Semaphore(limits.decode_slots)
     megabytes = _megabytes(limits.max_upload_bytes)
     errors = {
-        400: {"model": Problem, "description": "A malformed multipart body"},
+        400: {
+            "model": Problem,
+            "description": "A malformed multipart body, or gradcam=true for a model that has "
+            "no Grad-CAM (an ONNX export)",
+        },
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
         422: {"model": Problem, "description": "Unreadable, unusable or too many pixels"},
@@ -144,6 +149,8 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
             bool, Query(description="false: label every image, even one out of scope (research)")
         ] = True,
     ) -> PredictionOut:
+        if gradcam and not service.explainable:
+            raise HTTPException(400, NO_GRADCAM)
         with batcher.arriving():
             data = await file.read(limits.max_upload_bytes + 1)
             if len(data) > limits.max_upload_bytes:
