@@ -240,9 +240,10 @@ def test_refusals_are_one_line(exported, tmp_path):
         ["export", folder, "--out", tmp_path / "c"],
         ["gradcam", folder, image, "--out", tmp_path / "d"],
         ["ensemble", folder, "default", "--out", tmp_path / "e"],
+        ["bench", "--model", folder],
     ])  # fmt: skip
     codes = [r.returncode for r in results]
-    assert codes == [2, 1, 1, 1, 1], [(r.args, r.stderr) for r in results]
+    assert codes == [2, 1, 1, 1, 1, 1], [(r.args, r.stderr) for r in results]
     assert "'tflite' is not one of 'safetensors', 'onnx'" in results[0].stderr
     messages = [r.stderr.strip() for r in results[1:]]
     assert all(m.startswith("error: ") and "\n" not in m for m in messages), messages
@@ -250,4 +251,5 @@ def test_refusals_are_one_line(exported, tmp_path):
     assert "already an ONNX export" in messages[1]
     assert "Grad-CAM needs the PyTorch model" in messages[2]
     assert "not ONNX exports" in messages[3]
+    assert "bench measures PyTorch models" in messages[4]
     assert list(tmp_path.iterdir()) == []  # nothing written, no empty folder either

@@ -363,8 +363,8 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
     onnx = fmt == "onnx"
     if onnx and half:
         raise PneumoError(
-            "--half applies to model.safetensors; an ONNX export is float32 (ONNX Runtime's CPU "
-            "kernels compute in float32, and a float16 graph would answer differently)"
+            "--half applies to model.safetensors; an ONNX export is float32 (what ONNX "
+            "Runtime's CPU kernels compute in): export without --half"
         )
     check_replaceable(out, EXPORT_FILES, overwrite, "export")
     loaded = resolve_model(model, legacy=True)

@@ -15,7 +15,8 @@ pixel / 255, as float32 N x 1 x S x S (N free). Everything after that is inside 
 
 Resizing inside the graph (ensemble members, the reference network) is PyTorch's bilinear
 antialiased `interpolate` written as two matrix products with its own weights: the same
-numbers to 1e-5, where ONNX's Resize antialiases differently and needs opset 18.
+numbers to 1e-5, with a MatMul every runtime has (ONNX's Resize antialiases only from opset
+18).
 
 What turns the two outputs into an answer stays in model.json (threshold, calibration,
 UNCERTAIN band), applied by the same Python code as for every model
@@ -26,8 +27,8 @@ by field on loading. The graph is a protobuf: nothing is unpickled.
 
 The exporter is PyTorch's TorchScript-based `torch.onnx.export(dynamo=False)` at opset 17:
 with torch 2.13 it needs no further package and exported the shipped model in 1.9 s; the
-torch.export-based exporter needs `onnxscript` and took 16 s for the same graph, with the
-same outputs to 1e-5 (docs/PERFORMANCE.md).
+torch.export-based exporter needs `onnxscript` and took 16 s for the same graph; both gave
+PyTorch's outputs within 4e-5 (docs/TRAINING.md, "ONNX exports").
 """
 
 from __future__ import annotations
@@ -286,8 +287,12 @@ def ensemble_scope(model: Ensemble) -> dict | None:
     """An ensemble's scope record: its members' checks, combined by the largest score."""
     if not model.scope_ready():
         return None
-    return {"method": "the largest of the members' scope scores",
-            "members": [scope_record(m.scope) for m in model.members]}  # fmt: skip
+    return {
+        "method": "the largest of the members' scope scores",
+        "features": "the members'",
+        "fit_on": "members' training splits",
+        "members": [scope_record(m.scope) for m in model.members],
+    }
 
 
 def answer_record(meta: dict) -> dict:
