@@ -72,7 +72,7 @@ INSTALL = "install pneumocxr[onnx] (onnxruntime) to use an ONNX model"
 INSTALL_EXPORT = "install pneumocxr[onnx] (onnx, onnxruntime) to export a model to ONNX"
 NO_GRADCAM = (
     "Grad-CAM needs the PyTorch model (a model.safetensors folder): an ONNX export holds no "
-    "gradients; run gradcam with the folder it was exported from"
+    "gradients; use the folder it was exported from"
 )
 GRAY_INPUT = Preprocessing(
     image_size=0,
@@ -200,6 +200,7 @@ def save_onnx(model: PneumoNet, directory, extra: dict, architecture: str) -> Pa
 
     try:
         import onnx
+        import onnxruntime  # noqa: F401 (the export checks its graph with it)
     except ImportError:
         raise PneumoError(INSTALL_EXPORT) from None
     directory = Path(directory)
