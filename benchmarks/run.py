@@ -16,6 +16,7 @@
     python benchmarks/run.py scope             # the scope check on outside images (about 10 min)
     python benchmarks/run.py calibration       # cross-fitted ECE and UNCERTAIN, external set
     python benchmarks/run.py serve-scope       # web API p50 with the scope check on and off
+    python benchmarks/run.py onnx-speed        # PyTorch vs the ONNX export, same predict path
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -363,6 +364,16 @@ def onnx_int8(_args) -> None:
     save("onnx_int8", {"command": "python benchmarks/onnx_int8.py DATA EXTERNAL", **result})
 
 
+def onnx_speed(_args) -> None:
+    """The shipped model in PyTorch and as its ONNX export (`export --format onnx`)."""
+    script = ROOT / "benchmarks" / "onnx_speed.py"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # as the CLI runs torch
+    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True,
+                         text=True, env=env)  # fmt: skip
+    result = json.loads(out.stdout.splitlines()[-1])
+    save("onnx_speed", {"command": "python benchmarks/onnx_speed.py", **result})
+
+
 def speed(args) -> None:
     for job in (bench, predict_folder, predict_cold, report):
         job(args)
@@ -510,6 +521,7 @@ JOBS = {
     "scope": scope,
     "serve-scope": serve_scope,
     "calibration": calibration,
+    "onnx-speed": onnx_speed,
     "speed": speed,
     "report": report,
 }

@@ -179,6 +179,11 @@ class CalibrationMethod(StrEnum):
     none = "none"
 
 
+class ExportFormat(StrEnum):
+    safetensors = "safetensors"
+    onnx = "onnx"
+
+
 CalibrationOpt = Annotated[
     CalibrationMethod | None,
     typer.Option(help="How P(pneumonia) is calibrated. [platt]"),
@@ -918,8 +923,22 @@ def _card(threshold, threshold_on, min_sensitivity, external, calibrate_on=None,
 @app.command()
 def export(
     model: ModelArg,
-    out: Annotated[Path, typer.Option(help="Folder for model.safetensors and model.json.")],
-    half: Annotated[bool, typer.Option(help="Store float16 weights (half the size).")] = False,
+    out: Annotated[
+        Path, typer.Option(help="Folder for model.safetensors (or model.onnx) and model.json.")
+    ],
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="safetensors: a PyTorch model folder. onnx: model.onnx, one float32 graph "
+            "from the [0, 1] gray image (N x 1 x S x S) to the logit and the scope score, for "
+            "ONNX Runtime (pip install 'pneumocxr[onnx]'); ensembles too. No --half, no "
+            "Grad-CAM (docs/SERVING.md).",
+        ),
+    ] = ExportFormat.safetensors,
+    half: Annotated[
+        bool, typer.Option(help="Store float16 weights (half the size; safetensors only).")
+    ] = False,
     threshold: CardThreshold = None,
     threshold_on: ThresholdOnOpt = None,
     min_sensitivity: MinSensitivityOpt = 0.97,
@@ -930,14 +949,15 @@ def export(
     splits_from: SplitsFromOpt = None,
     overwrite: OverwriteOpt = False,
 ):
-    """Copy an exported model elsewhere, optionally as float16, with its metadata; optionally
-    with a new operating threshold, calibration, UNCERTAIN band, scope check and
-    external-validation figures."""
+    """Copy an exported model elsewhere, optionally as float16 or as an ONNX graph, with its
+    metadata; optionally with a new operating threshold, calibration, UNCERTAIN band, scope
+    check and external-validation figures."""
     from pneumocxr.pipeline import export_model
 
     card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
                  refer_at_most, splits_from)  # fmt: skip
-    typer.echo(f"wrote {export_model(model, out, half, overwrite, card)}")
+    written = export_model(model, out, half, overwrite, card, export_format.value)
+    typer.echo(f"wrote {written}")
 
 
 @app.command()

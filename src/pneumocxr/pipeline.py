@@ -255,10 +255,11 @@ def gradcam_to_folder(model, images, out, threshold=None, scope_check: bool = Tr
     import torch
 
     from pneumocxr.evaluation.inference import Settings, predict_arrays, resolve_model
-    from pneumocxr.explain.gradcam import explanation_figure, panel_figure
+    from pneumocxr.explain.gradcam import explanation_figure, panel_figure, require_gradcam
     from pneumocxr.fileio import check_can_create
 
     loaded = resolve_model(model)
+    require_gradcam(loaded)  # before the output folder is made
     check_can_create(out)  # the folder itself is made when its first file is written
     out = Path(out)
     settings = Settings.of(loaded, threshold, scope_check)
@@ -346,22 +347,43 @@ def _resolve_image(base: Path, name: str) -> Path:
     raise PneumoError(f"image listed in the ratings not found: {name} (looked beside {base})")
 
 
-def export_model(model, out, half: bool = False, overwrite: bool = False, card=None) -> Path:
+EXPORT_FORMATS = ("safetensors", "onnx")
+
+
+def export_model(model, out, half: bool = False, overwrite: bool = False, card=None,
+                 fmt: str = "safetensors") -> Path:  # fmt: skip
     """Re-save a model (e.g. as float16 for shipping), keeping its threshold, calibration, band,
     scope check and training summary; `card` (evaluation.validation.Card) refits what it names.
-    The model folder is replaced as a whole, so weights and metadata always belong together."""
+    The model folder is replaced as a whole, so weights and metadata always belong together.
+
+    `fmt` "onnx" writes model.onnx (the forward pass with the scope check, float32, for ONNX
+    Runtime: models/onnx_model.py) instead of model.safetensors; ensembles too, as one graph."""
     import torch
 
     from pneumocxr.evaluation.inference import resolve_model
     from pneumocxr.evaluation.validation import Card
     from pneumocxr.fileio import check_replaceable, replace_dir
-    from pneumocxr.models.io import META_NAME, MODEL_FILES, save_model
+    from pneumocxr.models.io import EXPORT_FILES, META_NAME, ONNX_FORMAT, save_model
 
-    check_replaceable(out, MODEL_FILES, overwrite, "export")
+    if fmt not in EXPORT_FORMATS:
+        raise PneumoError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    onnx = fmt == "onnx"
+    if onnx and half:
+        raise PneumoError(
+            "--half applies to model.safetensors; an ONNX export is float32 (what ONNX "
+            "Runtime's CPU kernels compute in): export without --half"
+        )
+    check_replaceable(out, EXPORT_FILES, overwrite, "export")
     loaded = resolve_model(model, legacy=True)
-    if loaded.meta.get("members"):
-        raise PneumoError("export takes a single model; an ensemble folder is already exported")
+    if loaded.meta.get("format") == ONNX_FORMAT:
+        raise PneumoError(
+            f"{loaded.path} is already an ONNX export; export the model folder it came from"
+        )
     card = card or Card()
+    if loaded.meta.get("members"):
+        if not onnx:
+            raise PneumoError("export takes a single model; an ensemble folder is already exported")
+        return _export_ensemble_onnx(loaded, out, overwrite, card)
     keep = {k: loaded.meta[k] for k in KEPT if k in loaded.meta}
     keep["exported_from"] = loaded.meta.get("exported_from") or Path(loaded.path).resolve().name
     scope = _scope(loaded, card)
@@ -369,8 +391,33 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
         loaded.model.scope, keep["scope"] = scope
     if _refits(card, loaded):
         keep.update(card_figures(loaded, card))
-    with replace_dir(out, MODEL_FILES, overwrite, "export") as tmp:
-        save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
+    with replace_dir(out, EXPORT_FILES, overwrite, "export") as tmp:
+        if onnx:
+            from pneumocxr.models.onnx_model import save_onnx
+
+            save_onnx(loaded.model, tmp, keep, loaded.meta["architecture"])
+        else:
+            save_model(loaded.model, tmp, keep, torch.float16 if half else torch.float32)
+    return Path(out) / META_NAME
+
+
+def _export_ensemble_onnx(loaded, out, overwrite: bool, card) -> Path:
+    """An ensemble as one ONNX graph, with the threshold, calibration and band it was made
+    with (`pneumocxr ensemble` is where they are chosen)."""
+    from pneumocxr.fileio import replace_dir
+    from pneumocxr.models.io import EXPORT_FILES, META_NAME
+    from pneumocxr.models.onnx_model import save_onnx
+
+    if _asked(card):
+        raise PneumoError(
+            "an ensemble is exported with the threshold, calibration and band it was made with; "
+            "to change them, make it again (pneumocxr ensemble ... --threshold ...)"
+        )
+    keep = {k: loaded.meta[k] for k in (*KEPT, "combine") if k in loaded.meta}
+    keep.pop("scope", None)  # the members' checks, combined (onnx_model.ensemble_scope)
+    keep["exported_from"] = Path(loaded.path).resolve().name
+    with replace_dir(out, EXPORT_FILES, overwrite, "export") as tmp:
+        save_onnx(loaded.model, tmp, keep, loaded.meta["architecture"])
     return Path(out) / META_NAME
 
 
@@ -381,9 +428,14 @@ KEPT = ("threshold", "threshold_logit", "threshold_method", "youden_threshold_va
 
 def _refits(card, loaded) -> bool:
     """Does the export change the calibration, threshold, band or figures?"""
+    return _asked(card) or "calibration" not in loaded.meta
+
+
+def _asked(card) -> bool:
+    """Does the card name anything to refit?"""
     asked = (card.threshold, card.external, card.calibrate_on, card.calibration,
              card.refer_at_most, card.splits_from)  # fmt: skip
-    return any(a is not None for a in asked) or "calibration" not in loaded.meta
+    return any(a is not None for a in asked)
 
 
 def _scope(loaded, card):
@@ -431,9 +483,14 @@ def make_ensemble(models, out, card=None, overwrite: bool = False):
     from pneumocxr.evaluation.inference import resolve_model
     from pneumocxr.evaluation.validation import Card
     from pneumocxr.models.ensemble import Ensemble
-    from pneumocxr.models.io import LoadedModel, save_ensemble
+    from pneumocxr.models.io import ONNX_FORMAT, LoadedModel, save_ensemble
 
     members = [resolve_model(m) for m in models]
+    if any(m.meta.get("format") == ONNX_FORMAT for m in members):
+        raise PneumoError(
+            "ensemble members must be PyTorch model folders (model.safetensors), not ONNX "
+            "exports; make the ensemble, then export it with --format onnx"
+        )
     if any(m.meta.get("members") for m in members):
         raise PneumoError("ensemble members must be single models, not ensembles")
     ensemble = Ensemble([m.model for m in members]).eval()

@@ -50,8 +50,14 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
     batch, size, steps, warmup = opts.batch_size, opts.image_size, opts.steps, 1
     result: dict = {"settings": asdict(opts), "machine": machine()}
     from pneumocxr.evaluation.inference import resolve_model
+    from pneumocxr.models.io import ONNX_FORMAT
 
     loaded = resolve_model(opts.model)  # a bad --model fails now, not after the training figures
+    if loaded.meta.get("format") == ONNX_FORMAT:  # torch's FLOP counter cannot see into it
+        raise PneumoError(
+            "bench measures PyTorch models; an ONNX export is compared with its source by "
+            "python benchmarks/run.py onnx-speed (docs/PERFORMANCE.md)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         files = image_files(opts.data, Path(tmp))
         pixels = decode_all(_cycle(files, batch * (steps + 2)), size).pixels

@@ -12,7 +12,7 @@ from pneumocxr.data.index import IMAGE_KINDS, is_image_name, walk_files
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio import link_problem
 from pneumocxr.models.calibration import Band, decide, sigmoid
-from pneumocxr.models.io import LoadedModel, load_model
+from pneumocxr.models.io import ONNX_FORMAT, LoadedModel, load_model
 from pneumocxr.models.predict import batch_logits, batch_outputs, predict_logits
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -185,12 +185,14 @@ def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndar
 
 
 def model_name(loaded: LoadedModel) -> str:
-    """A readable model name: the architecture, and the run it came from."""
+    """A readable model name: the architecture, and the run it came from (an ONNX export
+    says so)."""
     arch = loaded.meta["architecture"]
     if loaded.path.resolve() == DEFAULT_MODEL_DIR.resolve():
         return f"default ({arch})"
     run = loaded.meta.get("training", {}).get("run")
-    return f"{arch} ({run})" if run and run != arch else arch
+    name = f"{arch} ({run})" if run and run != arch else arch
+    return f"{name} [ONNX]" if loaded.meta.get("format") == ONNX_FORMAT else name
 
 
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:

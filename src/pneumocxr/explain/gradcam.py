@@ -63,6 +63,14 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
     return (heat / peak).numpy()
 
 
+def require_gradcam(loaded: LoadedModel) -> None:
+    """Refuse, in one line, a model without gradients (an ONNX export)."""
+    if not loaded.model.explainable:
+        from pneumocxr.models.onnx_model import NO_GRADCAM
+
+        raise PneumoError(NO_GRADCAM)
+
+
 def explain_images(loaded: LoadedModel, paths, threshold: float = 0.5) -> list[Explanation]:
     """`explain_files` for files that must all be readable."""
     explanations, failures = explain_files(loaded, paths, threshold)
@@ -88,6 +96,7 @@ def explain_files(loaded: LoadedModel, paths, threshold: float = 0.5):
 def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0.5):
     """`explain_files` for images already decoded at the model's size (N x S x S uint8);
     `probability` is calibrated, `threshold` on that scale."""
+    require_gradcam(loaded)
     inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
     with torch.no_grad():
         logits = loaded.model(inputs).squeeze(1)

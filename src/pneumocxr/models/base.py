@@ -32,6 +32,7 @@ class PneumoNet(nn.Module):
     normalisation: ClassVar[tuple] = NO_NORMALISATION
     pretrained_source: ClassVar[str | None] = None  # where ImageNet weights come from
     default_unfreeze: ClassVar[str] = "0"  # backbone stages fine-tuned after the head
+    explainable: ClassVar[bool] = True  # Grad-CAM possible (not for an ONNX export)
 
     def __init__(self, image_size: int):
         super().__init__()

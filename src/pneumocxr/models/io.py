@@ -13,6 +13,11 @@ the stored tensors, an ensemble's members). Editing one of them in model.json, o
 file, is refused with a message that names the field; `pneumocxr export` is the way to change
 a threshold. Every tensor the architecture needs must come from the file or the verified base,
 with its shape and dtype.
+
+A folder may instead hold `model.onnx` (format pneumocxr-onnx/1, `pneumocxr export --format
+onnx`): the whole forward pass with the scope check as one ONNX graph, run by ONNX Runtime
+(models/onnx_model.py), checked the same way (its SHA-256 here, the answer record in its own
+metadata).
 """
 
 from __future__ import annotations
@@ -45,10 +50,13 @@ FORMAT = "pneumocxr-model/2"
 ENSEMBLE_FORMAT = "pneumocxr-ensemble/2"
 LEGACY_MODEL, LEGACY_ENSEMBLE = "pneumocxr-model/1", "pneumocxr-ensemble/1"  # `export` reads them
 LEGACY = (LEGACY_MODEL, LEGACY_ENSEMBLE)
+ONNX_FORMAT = "pneumocxr-onnx/1"  # model.onnx + model.json (models/onnx_model.py)
 WEIGHTS_NAME = "model.safetensors"
+ONNX_NAME = "model.onnx"
 META_NAME = "model.json"
 MEMBERS_DIR = "members"
 MODEL_FILES = {WEIGHTS_NAME, META_NAME}
+EXPORT_FILES = {WEIGHTS_NAME, ONNX_NAME, META_NAME}  # either format replaces the other
 ENSEMBLE_FILES = {WEIGHTS_NAME, META_NAME, MEMBERS_DIR}
 FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 MAX_INPUT_SIZE = 2048  # pixels a side; larger inputs would take minutes and gigabytes
@@ -130,7 +138,7 @@ def _write(directory: Path, state: dict, meta: dict) -> Path:
     """Weights first (their header holding the answer record), then model.json naming their
     hash: a kill between the two is detected. model.json holds no path of the machine that
     wrote it: every absolute path in its texts is cut to its last part."""
-    meta = _no_paths(meta)
+    meta = no_paths(meta)
     header = {"format": meta["format"], "answer": _canonical(answer_record(meta))}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata=header)
@@ -139,11 +147,11 @@ def _write(directory: Path, state: dict, meta: dict) -> Path:
     return directory / META_NAME
 
 
-def _no_paths(value):
+def no_paths(value):
     if isinstance(value, dict):  # a format names itself with a slash: not a path
-        return {k: v if k == "format" else _no_paths(v) for k, v in value.items()}
+        return {k: v if k == "format" else no_paths(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_no_paths(v) for v in value]
+        return [no_paths(v) for v in value]
     return without_paths(value) if isinstance(value, str) and "/" in value else value
 
 
@@ -214,6 +222,10 @@ def load_model(path, legacy: bool = False) -> LoadedModel:
         )
     if found in (ENSEMBLE_FORMAT, LEGACY_ENSEMBLE):
         return _load_ensemble(meta_path, meta, legacy)
+    if found == ONNX_FORMAT:
+        from pneumocxr.models.onnx_model import load_onnx
+
+        return load_onnx(meta_path, meta)
     if found not in (FORMAT, LEGACY_MODEL):
         raise PneumoError(f"{meta_path} is not a pneumocxr model file (format {found!r})")
     try:
@@ -263,7 +275,14 @@ def _check_record(weights_path: Path, meta: dict, meta_path: Path) -> None:
             exported = json.loads((handle.metadata() or {})["answer"])
     except Exception:  # no header record, or not readable
         raise PneumoError(f"{weights_path} has no record of its model.json; re-export it") from None
-    current = answer_record(meta)
+    check_answer(exported, answer_record(meta), meta_path)
+
+
+def check_answer(exported: dict, current: dict, meta_path: Path) -> None:
+    """Refuse a model.json whose answer record is not the one its weights were exported with,
+    naming the first field that differs."""
+    if not isinstance(exported, dict):
+        raise PneumoError(f"{meta_path.parent} has no readable record of its model.json")
     for key in sorted(set(exported) | set(current)):
         if exported.get(key) != current.get(key):
             raise PneumoError(
@@ -387,7 +406,7 @@ def _meta_path(path: Path) -> Path:
         if (path / META_NAME).is_file():
             return path / META_NAME
         raise PneumoError(link_problem(path / META_NAME) or f"no {META_NAME} in {path}")
-    if path.suffix == ".safetensors":
+    if path.suffix in (".safetensors", ".onnx"):
         path = path.with_suffix(".json")
     if not path.is_file():
         raise PneumoError(link_problem(path) or f"model not found: {path}")

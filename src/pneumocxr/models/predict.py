@@ -21,11 +21,17 @@ def batch_logits(model: PneumoNet, batches: Iterable[torch.Tensor]) -> np.ndarra
     device."""
     model.eval()
     prep, runner = model.preprocessing(), folded(model)
-    device = next(model.parameters()).device
+    device = model_device(model)
     out = [
         runner(prepare_batch(batch.to(device), prep)).squeeze(1).float().cpu() for batch in batches
     ]
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
+
+
+def model_device(model: PneumoNet) -> torch.device:
+    """Where the model's parameters are (the CPU for one without: an ONNX export)."""
+    first = next(iter(model.parameters()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 _FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -61,7 +67,7 @@ def batch_outputs(model: PneumoNet, batches: Iterable[torch.Tensor]):
     None when the model has no scope check."""
     model.eval()
     runner = folded(model)
-    device = next(model.parameters()).device
+    device = model_device(model)
     logits, scopes = [], []
     for batch in batches:
         out, scope = runner.logits_and_scope(to_unit(batch.to(device)))
@@ -79,7 +85,7 @@ def batch_features(model: PneumoNet, pixels: torch.Tensor, check, batch_size: in
     from the network `check.source` names."""
     model.eval()
     runner = folded(model)
-    device = next(model.parameters()).device
+    device = model_device(model)
     parts = []
     for start in range(0, len(pixels), batch_size):
         unit = to_unit(pixels[start : start + batch_size].to(device))

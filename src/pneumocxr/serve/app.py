@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pneumocxr import __version__
 from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
+from pneumocxr.models.onnx_model import NO_GRADCAM
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
 from pneumocxr.serve.guards import LOOPBACK_NAMES, HostCheck, multipart_detail
@@ -129,8 +130,9 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
     errors = {
         400: {
             "model": Problem,
-            "description": "A malformed multipart body, more than one file, or a Host header "
-            "the server does not answer to",
+            "description": "A malformed multipart body, more than one file, a Host header the "
+            "server does not answer to, or gradcam=true for a model that has no Grad-CAM (an "
+            "ONNX export)",
         },
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
@@ -152,6 +154,8 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
             bool, Query(description="false: label every image, even one out of scope (research)")
         ] = True,
     ) -> PredictionOut:
+        if gradcam and not service.explainable:
+            raise HTTPException(400, NO_GRADCAM)
         with batcher.arriving():
             data = await file.read(limits.max_upload_bytes + 1)
             if len(data) > limits.max_upload_bytes:

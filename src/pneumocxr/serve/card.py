@@ -31,6 +31,7 @@ def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
         "threshold": threshold,
         "threshold_method": _without_paths(meta.get("threshold_method")),
         "image_size": loaded.preprocessing.image_size,
+        "gradcam": loaded.model.explainable,  # false for an ONNX export
         "created": meta.get("created"),
         "pneumocxr_version": meta.get("pneumocxr_version"),
         "pretrained_from": _dict(meta.get("weights")).get("pretrained_from"),

@@ -57,6 +57,7 @@ class Service:
         self.threshold = self.settings.threshold
         self.name = model_name(loaded)
         self.size = loaded.preprocessing.image_size
+        self.explainable = loaded.model.explainable  # Grad-CAM: not for an ONNX export
 
     @classmethod
     def load(cls, model=None, threshold="model", max_pixels: int = 40_000_000) -> Service:

@@ -8,6 +8,7 @@ const entries = [];
 let sortKey = "index";
 let sortUp = true;
 let modelName = "";
+let gradcam = true; // false for a model without Grad-CAM (an ONNX export)
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -33,6 +34,7 @@ async function loadModel() {
 
 function showModel(card) {
   modelName = card.name;
+  gradcam = card.gradcam !== false;
   const name = $("#model-name");
   name.textContent = "";
   name.append(el("strong", "", card.name));
@@ -110,7 +112,8 @@ async function analyse(entry) {
   const form = new FormData();
   form.append("file", entry.file, entry.file.name);
   try {
-    const response = await fetch("/api/predict?gradcam=true", { method: "POST", body: form });
+    const url = gradcam ? "/api/predict?gradcam=true" : "/api/predict";
+    const response = await fetch(url, { method: "POST", body: form });
     let body = {};
     try { body = await response.json(); } catch (err) { body = {}; }
     if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
