@@ -607,7 +607,7 @@ def _folder_cases(out: Path) -> list[Case]:
     (data / "more").mkdir()
     (data / "more" / "NORMAL").symlink_to(out / "moved_away")
     made.append(("folder_dangling_link", data, "ok", "a class folder link to nowhere",
-                 f"broken link: {data / 'more' / 'NORMAL'}"))  # fmt: skip
+                 f"broken symbolic link: {data / 'more' / 'NORMAL'}"))  # fmt: skip
     data = _data_folder(out / "hidden")
     _pictures(data / ".ipynb_checkpoints" / "NORMAL", 2, start=20)
     made.append(("folder_hidden", data, "ok", "a hidden copy of a class folder",

@@ -175,7 +175,8 @@ def test_serve_an_onnx_folder_and_refuse_gradcam(exported):
     _, folder = exported["default"]
     xray = shared_images("PNEUMONIA", 1, 40)[0]
     expected = predict_paths(resolve_model(None), [xray])[0].iloc[0]
-    with TestClient(create_app(Service.load(folder)), raise_server_exceptions=False) as client:
+    app = create_app(Service.load(folder))  # answers loopback names only: not "testserver"
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         card = client.get("/api/model").json()
         assert card["gradcam"] is False and card["name"].endswith("[ONNX]")
         body = client.post("/api/predict", files={"file": ("x.jpeg", xray.read_bytes())}).json()

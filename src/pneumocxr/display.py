@@ -40,9 +40,14 @@ def one_line(text: str) -> str:
 PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
 
 
-def without_paths(text) -> str | None:
-    """The text with every path cut to its last part, at most 200 characters (where a machine
-    kept its data is nobody else's business)."""
+# An absolute path: POSIX, home-relative or Windows.
+ABSOLUTE_PATH_WORD = re.compile(r"(?<![^\s(\[,;])(?:[A-Za-z]:[\\/]|[\\/~])[^\s()\[\],;]*")
+
+
+def without_paths(text, absolute_only: bool = False) -> str | None:
+    """The text with every path (or only every absolute one) cut to its last part, at most 200
+    characters: where a machine kept its data is nobody else's business."""
     if not isinstance(text, str) or not text.strip():
         return None
-    return PATH_WORD.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]
+    pattern = ABSOLUTE_PATH_WORD if absolute_only else PATH_WORD
+    return pattern.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]

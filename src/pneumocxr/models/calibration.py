@@ -157,7 +157,7 @@ class Band:
     budget: float = 0.0
     fit_on: str = ""
     referred: float = 0.0  # share of the fitting set it referred
-    rule: str = field(default="VALIDATION.md, 'UNCERTAIN: the referral rule'")
+    rule: str = field(default="docs/VALIDATION.md, 'UNCERTAIN: the referral rule'")
 
     def contains(self, p) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)

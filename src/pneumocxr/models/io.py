@@ -148,19 +148,24 @@ def _write(directory: Path, state: dict, meta: dict) -> Path:
 
 
 def no_paths(value):
-    if isinstance(value, dict):  # a format names itself with a slash: not a path
-        return {k: v if k == "format" else no_paths(v) for k, v in value.items()}
+    if isinstance(value, dict):
+        return {k: no_paths(v) for k, v in value.items()}
     if isinstance(value, list):
         return [no_paths(v) for v in value]
-    return without_paths(value) if isinstance(value, str) and "/" in value else value
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return without_paths(value, absolute_only=True) or value
+    return value
 
 
-def answer_record(meta: dict) -> dict:
+def answer_record(meta: dict, where: Path | None = None) -> dict:
     """The fields of model.json that shape an answer (the weights' own hash aside)."""
     record = {k: meta.get(k) for k in ANSWER_FIELDS}
     weights = meta.get("weights") if isinstance(meta.get("weights"), dict) else {}
     record["weights"] = {k: weights.get(k) for k in WEIGHT_FIELDS}
-    return json.loads(_canonical(record))  # numbers as JSON has them
+    try:
+        return json.loads(_canonical(record))  # numbers as JSON has them
+    except ValueError:  # NaN or infinity, which no export writes
+        raise PneumoError(f"{where or 'model.json'} is damaged: a value is not a number") from None
 
 
 def _canonical(obj) -> str:
@@ -275,7 +280,7 @@ def _check_record(weights_path: Path, meta: dict, meta_path: Path) -> None:
             exported = json.loads((handle.metadata() or {})["answer"])
     except Exception:  # no header record, or not readable
         raise PneumoError(f"{weights_path} has no record of its model.json; re-export it") from None
-    check_answer(exported, answer_record(meta), meta_path)
+    check_answer(exported, answer_record(meta, meta_path), meta_path)
 
 
 def check_answer(exported: dict, current: dict, meta_path: Path) -> None:

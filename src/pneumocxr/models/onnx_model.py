@@ -298,9 +298,9 @@ def ensemble_scope(model: Ensemble) -> dict | None:
     }
 
 
-def answer_record(meta: dict) -> dict:
+def answer_record(meta: dict, where: Path | None = None) -> dict:
     """`io.answer_record` and the graph's own record."""
-    return json.loads(_canonical({**common_record(meta), "graph": meta.get("graph")}))
+    return json.loads(_canonical({**common_record(meta, where), "graph": meta.get("graph")}))
 
 
 def check_graph(data: bytes, graph: Graph, size: int) -> None:
@@ -370,7 +370,7 @@ def load_onnx(meta_path: Path, meta: dict):
         answer = json.loads(exported["answer"])
     except (KeyError, ValueError):
         raise PneumoError(f"{path} has no record of its model.json; re-export it") from None
-    check_answer(answer, answer_record(meta), meta_path)
+    check_answer(answer, answer_record(meta, meta_path), meta_path)
     _check_values(meta, prep, meta_path)
     _check_signature(session, prep.image_size, path)
     net = OnnxNet(session, prep.image_size, bool(meta.get("scope")))
