@@ -85,7 +85,7 @@ class PneumoNet(nn.Module):
         if self.scope is None:
             return self(self.model_input(unit)), None
         if self.scope.source == OWN:
-            logits, features = forward_pooled(self, self.model_input(unit))
+            logits, features = forward_pooled(self, self.model_input(unit), self.scope.stages)
         else:
             logits, features = self(self.model_input(unit)), reference_features(self.scope, unit)
         return logits, self.scope(features)
@@ -97,7 +97,7 @@ class PneumoNet(nn.Module):
     def scope_features(self, unit: torch.Tensor, check: ScopeCheck) -> list[torch.Tensor]:
         """The pooled features `check` reads (for fitting it)."""
         if check.source == OWN:
-            return forward_pooled(self, self.model_input(unit))[1]
+            return forward_pooled(self, self.model_input(unit), check.stages)[1]
         return reference_features(check, unit)
 
     @property

@@ -130,7 +130,8 @@ def save_model(model: PneumoNet, directory, extra: dict | None = None, dtype=tor
 def scope_record(check: ScopeCheck, given: dict | None = None) -> dict:
     """What model.json says of a scope check: how it scores, whose features, what it was fitted
     on (`given` carries the last)."""
-    record = {"method": METHOD, "features": check.source, "size": check.size, "dims": check.dims}
+    record = {"method": METHOD, "features": check.source, "size": check.size, "dims": check.dims,
+              "stages": check.stages}  # fmt: skip
     return {**record, **{k: v for k, v in (given or {}).items() if k not in record}}
 
 
@@ -318,11 +319,14 @@ def _scope_shell(record, where: Path) -> ScopeCheck:
     try:
         dims = [int(d) for d in record["dims"]]
         source, size = record["features"], record.get("size")
+        stages = [int(i) for i in record.get("stages", range(len(dims)))]
         if not dims or min(dims) < 1 or (size is not None and not 16 <= int(size) <= 1024):
+            raise ValueError(record)
+        if len(stages) != len(dims) or min(stages) < 0:
             raise ValueError(record)
     except (KeyError, TypeError, ValueError):
         raise PneumoError(f"{where} is damaged: invalid scope record") from None
-    return ScopeCheck(dims, source, None if size is None else int(size))
+    return ScopeCheck(dims, source, None if size is None else int(size), stages)
 
 
 def _load_ensemble(meta_path: Path, meta: dict, legacy: bool) -> LoadedModel:

@@ -140,12 +140,12 @@ class Single(nn.Module):
         if net.scope is None:
             return net(net.model_input(unit))[:, 0], None
         if net.scope.source == OWN:
-            logits, features = forward_pooled(net, net.model_input(unit))
+            logits, features = forward_pooled(net, net.model_input(unit), net.scope.stages)
         else:
             logits = net(net.model_input(unit))
             prep = self.reference.preprocessing()
             x = normalise(self.to_reference(unit), prep.mean, prep.std, prep.channels)
-            features = forward_pooled(self.reference, x)[1]
+            features = forward_pooled(self.reference, x, net.scope.stages)[1]
         return logits[:, 0], net.scope(features)
 
 

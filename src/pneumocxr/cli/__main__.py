@@ -1,0 +1,5 @@
+"""`python -m pneumocxr.cli`."""
+
+from pneumocxr.cli import main
+
+main()

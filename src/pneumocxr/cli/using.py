@@ -1,0 +1,394 @@
+"""Commands that use a model: predict, evaluate, compare, gradcam, stress, agreement, export,
+ensemble, report. Each goes through the Python API or pipeline; none computes anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pneumocxr.cli._app import app, log
+from pneumocxr.cli.options import (
+    CalibrateOnOpt,
+    CalibrationOpt,
+    CardThreshold,
+    ExportFormat,
+    ExternalOpt,
+    LabelColumnOpt,
+    LabelsOpt,
+    MinSensitivityOpt,
+    ModelArg,
+    NegativeOpt,
+    OnOff,
+    OverwriteOpt,
+    PathColumnOpt,
+    PatientColumnOpt,
+    PatientPatternOpt,
+    PositiveOpt,
+    ReferOpt,
+    ScopeOpt,
+    SeedOpt,
+    SeparatorOpt,
+    SplitsFromOpt,
+    StrictOpt,
+    ThresholdOnOpt,
+    ThresholdOpt,
+    TTAOpt,
+    UncertainOpt,
+    _card,
+    _labels_spec,
+)
+from pneumocxr.errors import PneumoError
+
+
+@app.command()
+def predict(
+    paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, DICOM) or folders.")],
+    model: Annotated[
+        str | None, typer.Option(help="Run folder or model.json. [default model]")
+    ] = None,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Decision threshold on the calibrated P: a number or model (model.json's). [model]"
+        ),
+    ] = None,
+    csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per batch (memory grows with it).")
+    ] = 32,
+    scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
+):
+    """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
+    P(pneumonia) and, for the last two, why, for each image."""
+    from pneumocxr.api import load_model
+    from pneumocxr.display import display_path
+
+    if csv is not None:  # before any work, and never over an input or a stranger's file
+        from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
+
+        check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
+    from pneumocxr.evaluation.inference import expand_inputs
+
+    loaded = load_model(model or "default")
+    settings = loaded.settings(threshold, scope_check == OnOff.on)
+    files = expand_inputs(paths, strict)  # missing inputs fail before anything is printed
+    log.info("%s", _decision_rule(settings, loaded))
+    found, failures = loaded.predict_paths(
+        files, threshold=threshold, batch_size=batch_size, scope_check=settings.scope_check,
+        strict=strict,
+    )  # fmt: skip
+    for _, reason in failures:
+        log.warning("skipped %s", reason)
+    for answer in found:
+        if as_json:
+            typer.echo(json.dumps(_json_answer(answer)))
+        else:
+            extra = f"\t{answer.reason}" if answer.reason else ""
+            typer.echo(
+                f"{display_path(answer.path)}\t{answer.label}\t{answer.p_pneumonia:.4f}{extra}"
+            )
+    if csv is not None and found:
+        from pneumocxr.evaluation.inference import ANSWER_COLUMNS, answers_table
+        from pneumocxr.fileio import write_csv
+
+        write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
+    if failures and not found:
+        raise PneumoError("no image could be read")
+
+
+def _json_answer(answer) -> dict:
+    """predict --json's line; the path escaped as in the text output (valid UTF-8 for jq)."""
+    from pneumocxr.display import display_path
+
+    score = None if answer.scope_score is None else round(answer.scope_score, 4)
+    return {
+        "path": display_path(answer.path),
+        "label": answer.label,
+        "p_pneumonia": round(answer.p_pneumonia, 6),
+        "in_scope": answer.in_scope,
+        "scope_score": score,
+        "reason": answer.reason,
+    }
+
+
+def _decision_rule(settings, model) -> str:
+    """One line: the threshold, the UNCERTAIN band and the scope check in use."""
+    text = f"threshold {settings.threshold:.4f} on the calibrated P(pneumonia)"
+    if settings.band is not None and settings.band.low < settings.band.high:
+        text += f"; UNCERTAIN for {settings.band.low:.4f} <= P < {settings.band.high:.4f}"
+    if not settings.scope_check:
+        return text + "; scope check off"
+    if not model.loaded.has_scope:
+        return text + "; this model has no scope check (export it with --splits-from RUN)"
+    return text + "; scope check on"
+
+
+@app.command()
+def evaluate(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder for predictions, metrics and figures.")],
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate on this split of MODEL's run (train, val or test) instead of --data."
+        ),
+    ] = None,
+    threshold: ThresholdOpt = None,
+    tta: TTAOpt = False,
+    overwrite: OverwriteOpt = False,
+    scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
+):
+    """Metrics with 95% CIs over every image, the decisions (out of scope, referred, answered),
+    calibration (ECE, Brier), report, confusion matrix, ROC, reliability and risk-coverage."""
+    from pneumocxr.pipeline import evaluate_to_folder
+
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
+    metrics = evaluate_to_folder(
+        model,
+        out,
+        data,
+        split,
+        threshold,
+        overwrite,
+        tta,
+        scope_check == OnOff.on,
+        strict=strict,
+        labels=spec,
+    )
+    low, high = metrics["auc_ci"]
+    typer.echo(
+        f"{metrics['n']} images: accuracy {metrics['accuracy']:.4f}, AUC "
+        f"{metrics['auc']:.4f} (95% CI {low:.4f}-{high:.4f}), sensitivity "
+        f"{metrics['sensitivity']:.4f}, specificity {metrics['specificity']:.4f}"
+    )
+    typer.echo(
+        f"out of scope {metrics['out_of_scope']:.1%}, referred (UNCERTAIN) "
+        f"{metrics['referred']:.1%}; answered: accuracy {metrics['answered_accuracy']:.4f}, "
+        f"sensitivity {metrics['answered_sensitivity']:.4f}; ECE {metrics['ece']:.4f}, Brier "
+        f"{metrics['brier']:.4f}"
+    )
+    typer.echo(
+        f"wrote {out}/ (predictions.csv, metrics.json, report.txt, confusion_matrix.png, "
+        "roc.png, calibration.png, risk_coverage.png)"
+    )
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Run folders or models to compare.")],
+    out: Annotated[Path, typer.Option(help="Folder for the ROC plot and tables.")] = Path(
+        "compare"
+    ),
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="A split of the first model's run instead of --data.")
+    ] = None,
+    threshold: ThresholdOpt = None,
+    external: ExternalOpt = None,
+    tta: TTAOpt = False,
+    scope_check: ScopeOpt = OnOff.on,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
+):
+    """One ROC plot with every model, and a table of their metrics, calibration and decisions
+    (markdown and JSON); with --external, internal and external side by side with the gap."""
+    from pneumocxr.evaluation.evaluate import comparison_markdown
+    from pneumocxr.pipeline import compare_models
+
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
+    table = compare_models(
+        models,
+        out,
+        data,
+        split,
+        threshold,
+        external,
+        tta,
+        scope_check == OnOff.on,
+        strict=strict,
+        labels=spec,
+    )
+    typer.echo(comparison_markdown(table))
+    typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
+
+
+@app.command()
+def gradcam(
+    model: ModelArg,
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, DICOM).")],
+    out: Annotated[Path, typer.Option(help="Folder for the heatmap PNGs.")] = Path("gradcam"),
+    threshold: ThresholdOpt = None,
+    scope_check: ScopeOpt = OnOff.on,
+):
+    """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
+    the decision. Unreadable images are skipped with a warning."""
+    from pneumocxr.display import display_path
+    from pneumocxr.pipeline import gradcam_to_folder
+
+    for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
+        typer.echo(f"wrote {display_path(path)}")
+
+
+@app.command()
+def stress(
+    model: ModelArg,
+    out: Annotated[Path, typer.Option(help="Folder for stress.csv/.json/.md and stress.png.")],
+    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    split: Annotated[
+        str | None, typer.Option(help="A split of MODEL's run (e.g. val) instead of --data.")
+    ] = None,
+    threshold: ThresholdOpt = None,
+    corruption: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this corruption (repeatable). [all 15]"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=10, help="Use about this many images (whole patients).")
+    ] = None,
+    seed: SeedOpt = 0,
+    strict: StrictOpt = False,
+    labels: LabelsOpt = None,
+    path_column: PathColumnOpt = "path",
+    label_column: LabelColumnOpt = "label",
+    patient_column: PatientColumnOpt = "patient",
+    patient_pattern: PatientPatternOpt = None,
+    positive: PositiveOpt = None,
+    negative: NegativeOpt = None,
+    uncertain: UncertainOpt = None,
+    separator: SeparatorOpt = None,
+):
+    """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
+    masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
+    from pneumocxr.pipeline import stress_to_folder
+
+    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
+                        positive, negative, uncertain, separator)  # fmt: skip
+    summary = stress_to_folder(
+        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=spec
+    )
+    typer.echo(
+        f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
+        f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "
+        f"{summary['mean_corruption_auc_medmnist_c']:.4f}); worst "
+        f"{summary['worst']['corruption']} at severity {summary['worst']['severity']} "
+        f"(AUC {summary['worst']['auc']:.4f})"
+    )
+    typer.echo(f"wrote {out}/ (stress.csv, stress.json, stress.md, stress.png)")
+
+
+@app.command()
+def agreement(
+    ratings: Annotated[Path, typer.Argument(help="CSV: an image column, one column per rater.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Add this model's predictions as a rater ('default' for the shipped model)."
+        ),
+    ] = None,
+    threshold: ThresholdOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs."""
+    from pneumocxr.evaluation.agreement import agreement_text
+    from pneumocxr.pipeline import rater_agreement
+
+    result = rater_agreement(ratings, model, threshold)
+    typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
+
+
+@app.command()
+def export(
+    model: ModelArg,
+    out: Annotated[
+        Path, typer.Option(help="Folder for model.safetensors (or model.onnx) and model.json.")
+    ],
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="safetensors: a PyTorch model folder. onnx: model.onnx, one float32 graph "
+            "from the [0, 1] gray image (N x 1 x S x S) to the logit and the scope score, for "
+            "ONNX Runtime (pip install 'pneumocxr[onnx]'); ensembles too. No --half, no "
+            "Grad-CAM (docs/SERVING.md).",
+        ),
+    ] = ExportFormat.safetensors,
+    half: Annotated[
+        bool, typer.Option(help="Store float16 weights (half the size; safetensors only).")
+    ] = False,
+    threshold: CardThreshold = None,
+    threshold_on: ThresholdOnOpt = None,
+    min_sensitivity: MinSensitivityOpt = 0.97,
+    external: ExternalOpt = None,
+    calibrate_on: CalibrateOnOpt = None,
+    calibration: CalibrationOpt = None,
+    refer_at_most: ReferOpt = None,
+    splits_from: SplitsFromOpt = None,
+    overwrite: OverwriteOpt = False,
+):
+    """Copy an exported model elsewhere, optionally as float16 or as an ONNX graph, with its
+    metadata; optionally with a new operating threshold, calibration, UNCERTAIN band, scope
+    check and external-validation figures."""
+    from pneumocxr.pipeline import export_model
+
+    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
+                 refer_at_most, splits_from)  # fmt: skip
+    written = export_model(model, out, half, overwrite, card, export_format.value)
+    typer.echo(f"wrote {written}")
+
+
+@app.command()
+def ensemble(
+    models: Annotated[list[str], typer.Argument(help="Exported models (run folders) to average.")],
+    out: Annotated[Path, typer.Option(help="Folder for the ensemble (model.json, members/).")],
+    threshold: CardThreshold = None,
+    threshold_on: ThresholdOnOpt = None,
+    min_sensitivity: MinSensitivityOpt = 0.97,
+    external: ExternalOpt = None,
+    calibrate_on: CalibrateOnOpt = None,
+    calibration: CalibrationOpt = None,
+    refer_at_most: ReferOpt = None,
+    overwrite: OverwriteOpt = False,
+):
+    """Combine models into one that averages their logits (out of scope when any member says
+    so); every command takes the folder."""
+    from pneumocxr.pipeline import make_ensemble
+
+    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
+                 refer_at_most)  # fmt: skip
+    path, figures = make_ensemble(models, out, card, overwrite)
+    typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")]):
+    """Rebuild report.html of a run folder."""
+    from pneumocxr.report.html import write_report
+
+    typer.echo(f"wrote {write_report(run_dir)}")
