@@ -98,6 +98,9 @@ def train(
     ] = SelectOn.val,
     feature_cache: Annotated[bool, typer.Option(help="Cache frozen-backbone features.")] = True,
     cache_views: Annotated[int, typer.Option(help="Augmented views cached per image.")] = 4,
+    cache_limit_gb: Annotated[
+        float, typer.Option(min=0.0, help="Largest feature cache, in GB; above it: uncached.")
+    ] = 4.0,
     patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = 20,
     keep: Annotated[
         str,
@@ -197,6 +200,7 @@ def train(
             select_on=select_on.value,
             feature_cache=feature_cache,
             cache_views=cache_views,
+            cache_limit_gb=cache_limit_gb,
             patience=patience,
             keep=keep,
             limit=limit,
