@@ -11,23 +11,14 @@ import typer
 from pneumocxr.cli._app import app, log
 from pneumocxr.cli.options import (
     DataOpt,
-    LabelColumnOpt,
-    LabelsOpt,
-    NegativeOpt,
-    PathColumnOpt,
-    PatientColumnOpt,
-    PatientPatternOpt,
-    PositiveOpt,
     SeedOpt,
-    SeparatorOpt,
     SplitMethod,
     SplitOpt,
     StrictOpt,
     TestSizeOpt,
-    UncertainOpt,
     ValSizeOpt,
     _data_folder,
-    _labels_spec,
+    with_labels_options,
 )
 from pneumocxr.errors import PneumoError
 
@@ -44,6 +35,7 @@ def download(
 
 
 @app.command()
+@with_labels_options
 def split(
     out: Annotated[Path, typer.Option(help="Folder for splits.csv and distribution.png.")],
     data: DataOpt = None,
@@ -52,15 +44,7 @@ def split(
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
 ):
     """Split the images into train/val/test and plot the class counts."""
     from pneumocxr.data.dataset import load_dataset
@@ -69,10 +53,8 @@ def split(
     from pneumocxr.fileio import check_can_create
     from pneumocxr.training.rundir import write_splits
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     check_can_create(out)  # now; the folder itself is made when its files are written
-    root = resolve_data(_data_folder(data, spec))
+    root = resolve_data(_data_folder(data, labels))
     dataset = load_dataset(
         root,
         32,
@@ -81,7 +63,7 @@ def split(
         val_size=val_size,
         seed=seed,
         strict=strict,
-        labels=spec,
+        labels=labels,
     )
     write_splits(out, dataset.table)
     typer.echo(f"split protocol: {PROTOCOLS[dataset.protocol]}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -242,10 +244,45 @@ SplitsFromOpt = Annotated[
 
 def _card(threshold, threshold_on, min_sensitivity, external, calibrate_on=None,
           calibration=None, refer_at_most=None, splits_from=None):  # fmt: skip
+    """export's and ensemble's options for what model.json records (evaluation.validation)."""
     from pneumocxr.evaluation.validation import Card
 
     return Card(threshold, threshold_on, min_sensitivity, external, calibrate_on,
                 calibration.value if calibration else None, refer_at_most, splits_from)  # fmt: skip
+
+
+# The --labels options every command that reads labelled folders takes, and their defaults.
+LABEL_OPTIONS = {
+    "labels": (LabelsOpt, None), "path_column": (PathColumnOpt, "path"),
+    "label_column": (LabelColumnOpt, "label"), "patient_column": (PatientColumnOpt, "patient"),
+    "patient_pattern": (PatientPatternOpt, None), "positive": (PositiveOpt, None),
+    "negative": (NegativeOpt, None), "uncertain": (UncertainOpt, None),
+    "separator": (SeparatorOpt, None),
+}  # fmt: skip
+
+
+def option_group(name: str, options: dict, build):
+    """A decorator giving a command the options `options` ({parameter: (type, default)}); it
+    receives them as one argument `name`, `build(*values)`. One declaration for options that
+    several commands share, instead of each repeating them."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        kept = [p for n, p in signature.parameters.items() if n != name]
+        added = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=t)
+            for n, (t, d) in options.items()
+        ]
+
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            return command(*args, **{name: build(*(kwargs.pop(n) for n in options))}, **kwargs)
+
+        run.__signature__ = signature.replace(parameters=[*kept, *added])
+        run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+        return run
+
+    return decorate
 
 
 def _labels_spec(
@@ -274,6 +311,10 @@ def _labels_spec(
     )  # fmt: skip
 
 
+# A command decorated so receives the --labels options as `labels`: a LabelsSpec or None.
+with_labels_options = option_group("labels", LABEL_OPTIONS, _labels_spec)
+
+
 def _data_folder(data, spec):
     """--data; with --labels and no --data, the CSV's folder (never a download)."""
     return Path(spec.csv).parent if data is None and spec is not None else data
@@ -285,3 +326,13 @@ def _allow_pickle(weights: str, trusted: bool) -> None:
         from pneumocxr.models.weights import trust_pickle
 
         trust_pickle(weights)
+
+
+# The options by which export and ensemble set what model.json records, received as `card`.
+CARD_OPTIONS = {
+    "threshold": (CardThreshold, None), "threshold_on": (ThresholdOnOpt, None),
+    "min_sensitivity": (MinSensitivityOpt, 0.97), "external": (ExternalOpt, None),
+    "calibrate_on": (CalibrateOnOpt, None), "calibration": (CalibrationOpt, None),
+    "refer_at_most": (ReferOpt, None),
+}  # fmt: skip
+with_card_options = option_group("card", CARD_OPTIONS, _card)

@@ -18,32 +18,24 @@ from pneumocxr.cli.options import (
     ClassWeight,
     DataOpt,
     ExternalOpt,
-    LabelColumnOpt,
-    LabelsOpt,
-    NegativeOpt,
-    PathColumnOpt,
-    PatientColumnOpt,
-    PatientPatternOpt,
-    PositiveOpt,
     ReferOpt,
     SeedOpt,
     SelectOn,
-    SeparatorOpt,
     SplitMethod,
     SplitOpt,
     StrictOpt,
     TestSizeOpt,
     TrustPickleOpt,
-    UncertainOpt,
     ValSizeOpt,
     _allow_pickle,
     _data_folder,
-    _labels_spec,
+    with_labels_options,
 )
 from pneumocxr.errors import PneumoError
 
 
 @app.command()
+@with_labels_options
 def train(
     data: DataOpt = None,
     model: Annotated[
@@ -131,15 +123,7 @@ def train(
     calibration: CalibrationOpt = None,
     refer_at_most: ReferOpt = None,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
     trust_pickle: TrustPickleOpt = False,
     accelerator: Annotated[
         str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
@@ -163,8 +147,6 @@ def train(
     from pneumocxr.training.trainer import TrainConfig
     from pneumocxr.training.trainer import train as run_training
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     if restart and resume is None:
         raise PneumoError("--restart goes with --resume RUN")
     if resume is not None:
@@ -175,8 +157,8 @@ def train(
             cfg.epochs = epochs
     else:
         cfg = TrainConfig(
-            data=str(resolve_data(_data_folder(data, spec))),
-            labels=None if spec is None else spec.to_dict(),
+            data=str(resolve_data(_data_folder(data, labels))),
+            labels=None if labels is None else labels.to_dict(),
             out=str(out),
             model=model,
             epochs=epochs,
@@ -228,6 +210,7 @@ class Transfer(StrEnum):
 
 
 @app.command()
+@with_labels_options
 def run(
     data: DataOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
@@ -247,24 +230,14 @@ def run(
     method: SplitOpt = SplitMethod.auto,
     trust_pickle: TrustPickleOpt = False,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
     from pneumocxr.pipeline import run_tutorial
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(
-        resolve_data(_data_folder(data, spec)), out, transfer.value, quick, seed,
-        transfer_weights, external, method.value, strict, spec,
+        resolve_data(_data_folder(data, labels)), out, transfer.value, quick, seed,
+        transfer_weights, external, method.value, strict, labels,
     )  # fmt: skip

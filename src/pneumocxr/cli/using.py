@@ -4,6 +4,7 @@ ensemble, report. Each goes through the Python API or pipeline; none computes an
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,34 +12,19 @@ import typer
 
 from pneumocxr.cli._app import app, log
 from pneumocxr.cli.options import (
-    CalibrateOnOpt,
-    CalibrationOpt,
-    CardThreshold,
     ExportFormat,
     ExternalOpt,
-    LabelColumnOpt,
-    LabelsOpt,
-    MinSensitivityOpt,
     ModelArg,
-    NegativeOpt,
     OnOff,
     OverwriteOpt,
-    PathColumnOpt,
-    PatientColumnOpt,
-    PatientPatternOpt,
-    PositiveOpt,
-    ReferOpt,
     ScopeOpt,
     SeedOpt,
-    SeparatorOpt,
     SplitsFromOpt,
     StrictOpt,
-    ThresholdOnOpt,
     ThresholdOpt,
     TTAOpt,
-    UncertainOpt,
-    _card,
-    _labels_spec,
+    with_card_options,
+    with_labels_options,
 )
 from pneumocxr.errors import PneumoError
 
@@ -129,6 +115,7 @@ def _decision_rule(settings, model) -> str:
 
 
 @app.command()
+@with_labels_options
 def evaluate(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for predictions, metrics and figures.")],
@@ -144,22 +131,12 @@ def evaluate(
     overwrite: OverwriteOpt = False,
     scope_check: ScopeOpt = OnOff.on,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
 ):
     """Metrics with 95% CIs over every image, the decisions (out of scope, referred, answered),
     calibration (ECE, Brier), report, confusion matrix, ROC, reliability and risk-coverage."""
     from pneumocxr.pipeline import evaluate_to_folder
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     metrics = evaluate_to_folder(
         model,
         out,
@@ -170,7 +147,7 @@ def evaluate(
         tta,
         scope_check == OnOff.on,
         strict=strict,
-        labels=spec,
+        labels=labels,
     )
     low, high = metrics["auc_ci"]
     typer.echo(
@@ -191,6 +168,7 @@ def evaluate(
 
 
 @app.command()
+@with_labels_options
 def compare(
     models: Annotated[list[str], typer.Argument(help="Run folders or models to compare.")],
     out: Annotated[Path, typer.Option(help="Folder for the ROC plot and tables.")] = Path(
@@ -205,23 +183,13 @@ def compare(
     tta: TTAOpt = False,
     scope_check: ScopeOpt = OnOff.on,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
 ):
     """One ROC plot with every model, and a table of their metrics, calibration and decisions
     (markdown and JSON); with --external, internal and external side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
     from pneumocxr.pipeline import compare_models
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     table = compare_models(
         models,
         out,
@@ -232,7 +200,7 @@ def compare(
         tta,
         scope_check == OnOff.on,
         strict=strict,
-        labels=spec,
+        labels=labels,
     )
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
@@ -256,6 +224,7 @@ def gradcam(
 
 
 @app.command()
+@with_labels_options
 def stress(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for stress.csv/.json/.md and stress.png.")],
@@ -273,24 +242,14 @@ def stress(
     ] = None,
     seed: SeedOpt = 0,
     strict: StrictOpt = False,
-    labels: LabelsOpt = None,
-    path_column: PathColumnOpt = "path",
-    label_column: LabelColumnOpt = "label",
-    patient_column: PatientColumnOpt = "patient",
-    patient_pattern: PatientPatternOpt = None,
-    positive: PositiveOpt = None,
-    negative: NegativeOpt = None,
-    uncertain: UncertainOpt = None,
-    separator: SeparatorOpt = None,
+    labels=None,  # the --labels options (with_labels_options)
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
     from pneumocxr.pipeline import stress_to_folder
 
-    spec = _labels_spec(labels, path_column, label_column, patient_column, patient_pattern,
-                        positive, negative, uncertain, separator)  # fmt: skip
     summary = stress_to_folder(
-        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=spec
+        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=labels
     )
     typer.echo(
         f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
@@ -323,6 +282,7 @@ def agreement(
 
 
 @app.command()
+@with_card_options
 def export(
     model: ModelArg,
     out: Annotated[
@@ -341,13 +301,7 @@ def export(
     half: Annotated[
         bool, typer.Option(help="Store float16 weights (half the size; safetensors only).")
     ] = False,
-    threshold: CardThreshold = None,
-    threshold_on: ThresholdOnOpt = None,
-    min_sensitivity: MinSensitivityOpt = 0.97,
-    external: ExternalOpt = None,
-    calibrate_on: CalibrateOnOpt = None,
-    calibration: CalibrationOpt = None,
-    refer_at_most: ReferOpt = None,
+    card=None,  # the options of what model.json records (with_card_options)
     splits_from: SplitsFromOpt = None,
     overwrite: OverwriteOpt = False,
 ):
@@ -356,31 +310,23 @@ def export(
     check and external-validation figures."""
     from pneumocxr.pipeline import export_model
 
-    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
-                 refer_at_most, splits_from)  # fmt: skip
+    card = replace(card, splits_from=splits_from)
     written = export_model(model, out, half, overwrite, card, export_format.value)
     typer.echo(f"wrote {written}")
 
 
 @app.command()
+@with_card_options
 def ensemble(
     models: Annotated[list[str], typer.Argument(help="Exported models (run folders) to average.")],
     out: Annotated[Path, typer.Option(help="Folder for the ensemble (model.json, members/).")],
-    threshold: CardThreshold = None,
-    threshold_on: ThresholdOnOpt = None,
-    min_sensitivity: MinSensitivityOpt = 0.97,
-    external: ExternalOpt = None,
-    calibrate_on: CalibrateOnOpt = None,
-    calibration: CalibrationOpt = None,
-    refer_at_most: ReferOpt = None,
+    card=None,  # the options of what model.json records (with_card_options)
     overwrite: OverwriteOpt = False,
 ):
     """Combine models into one that averages their logits (out of scope when any member says
     so); every command takes the folder."""
     from pneumocxr.pipeline import make_ensemble
 
-    card = _card(threshold, threshold_on, min_sensitivity, external, calibrate_on, calibration,
-                 refer_at_most)  # fmt: skip
     path, figures = make_ensemble(models, out, card, overwrite)
     typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")
     typer.echo(f"wrote {path}")
