@@ -101,8 +101,8 @@ def test_report_opens_in_chromium_with_every_image(quick_run, tmp_path):
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     # distribution, augmentation, ROC comparison, and per model: curves, confusion matrix,
-    # reliability diagram, Grad-CAM panel
-    assert len(widths) == 3 + 2 * 4 and all(w and w > 0 for w in widths), widths
+    # reliability diagram, risk-coverage curve, Grad-CAM panel
+    assert len(widths) == 3 + 2 * 5 and all(w and w > 0 for w in widths), widths
     assert "Internal vs external" in html
     order = ["The data", "The models", "Training", "Evaluation", "ROC", "Grad-CAM"]
     positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
