@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are saved, never shown
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes on two cores: two threads each made OpenMP's threads wait on each
+    # other (the notebook took 125 s instead of 40); one each keeps both cores busy. Inherited
+    # by the CLI subprocesses, the notebook's kernel and the server.
+    os.environ["OMP_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "chest_xray").resolve()
 TRAIN = DATA / "train"
