@@ -31,11 +31,11 @@ system-deps:
 
 # The whole test suite (what .ci/run calls): lint, the dependency audit, pytest in two
 # processes (TEST_WORKERS=0: one), a test file per process, one torch thread each (tests/conftest.py):
-# 13 minutes instead of 18 on two cores.
+# 12 minutes instead of 18 on two cores.
 test: system-deps $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/python tools/audit.py requirements.lock $(if $(AUDIT_REQUIRED),--required)
-	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),2) --dist loadfile
+	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),2) --dist loadfile --durations=20
 
 # Known vulnerabilities in requirements.lock; AUDIT_REQUIRED=1 also fails when some package
 # could not be audited (no network, no data for its release).

@@ -135,9 +135,14 @@ def test_the_same_image_gets_the_same_answer_in_any_form(default):
     gray = np.asarray(image.convert("L"))
     forms = [path, str(path), image, gray, np.asarray(image.convert("RGB")), gray / 255.0,
              gray.astype(np.uint16)]  # fmt: skip
+    # one at a time, the same pixels give the same numbers to the last bit
+    alone = [default.predict(form) for form in forms]
+    assert len({f.p_pneumonia for f in alone}) == 1, [f.p_pneumonia for f in alone]
+    assert len({f.scope_score for f in alone}) == 1, [f.scope_score for f in alone]
+    # in one batch, to rounding (a row's place in a batch can change the last bits)
     found = default.predict(forms)
-    assert len({round(f.p_pneumonia, 9) for f in found}) == 1, [f.p_pneumonia for f in found]
-    assert len({round(f.scope_score, 6) for f in found}) == 1
+    assert np.ptp([f.p_pneumonia for f in found]) < 1e-7, [f.p_pneumonia for f in found]
+    assert np.ptp([f.scope_score for f in found]) < 1e-5
     assert found[0].path == str(path) and found[2].path is None
 
 
