@@ -257,9 +257,3 @@ def kaggle_part(folder: Path, root: Path) -> str:
         if part.lower() in KAGGLE_PARTS:
             return part.lower()
     return ""
-
-
-def has_test_folder(root) -> bool:
-    """A Kaggle-layout download: a `test` folder (any case) right below the root."""
-    root = Path(root)
-    return root.is_dir() and any(p.is_dir() and p.name.lower() == "test" for p in root.iterdir())
