@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import EXTERNAL, cli_batch, make_subset, shared_images
 from pneumocxr.errors import PneumoError
 from pneumocxr.models.io import load_model
+from pneumocxr.models.onnx_model import DECISION
 from pneumocxr.models.weights import sha256
 
 P_TOLERANCE = 1e-4  # calibrated P(pneumonia), ONNX Runtime against PyTorch
@@ -69,6 +70,7 @@ def test_onnx_predicts_what_pytorch_predicts(exported, name):
     meta = json.loads((folder / "model.json").read_text())
     assert meta["format"] == "pneumocxr-onnx/1" and meta["weights"]["file"] == "model.onnx"
     assert meta["preprocessing"]["channels"] == 1 and meta["graph"]["opset"] == 17
+    assert meta["decision"] == DECISION  # whole: "pixel / 255" is no path to cut
     features = meta["graph"]["inside"][0]["scope_features"]
     assert features == ("own" if name == "default" else "efficientnet-lite0")
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.onnx"]

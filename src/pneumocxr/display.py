@@ -40,14 +40,14 @@ def one_line(text: str) -> str:
 PATH_WORD = re.compile(r"(?<![^\s(\[,;])[^\s()\[\],;]*[\\/][^\s()\[\],;]*")
 
 
-# An absolute path: POSIX, home-relative or Windows.
-ABSOLUTE_PATH_WORD = re.compile(r"(?<![^\s(\[,;])(?:[A-Za-z]:[\\/]|[\\/~])[^\s()\[\],;]*")
+# An absolute path: POSIX, home-relative or Windows (a lone "/", as in "pixel / 255", is none).
+ABSOLUTE_PATH_WORD = re.compile(r"(?<![^\s(\[,;])(?:[A-Za-z]:[\\/]|[\\/~])[^\s()\[\],;]+")
 
 
-def without_paths(text, absolute_only: bool = False) -> str | None:
-    """The text with every path (or only every absolute one) cut to its last part, at most 200
-    characters: where a machine kept its data is nobody else's business."""
+def without_paths(text, absolute_only: bool = False, limit: int | None = 200) -> str | None:
+    """The text with every path (or only every absolute one) cut to its last part, at most
+    `limit` characters: where a machine kept its data is nobody else's business."""
     if not isinstance(text, str) or not text.strip():
         return None
     pattern = ABSOLUTE_PATH_WORD if absolute_only else PATH_WORD
-    return pattern.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:200]
+    return pattern.sub(lambda m: PurePath(m[0].replace("\\", "/")).name, text)[:limit]

@@ -154,7 +154,7 @@ def no_paths(value):
     if isinstance(value, list):
         return [no_paths(v) for v in value]
     if isinstance(value, str) and ("/" in value or "\\" in value):
-        return without_paths(value, absolute_only=True) or value
+        return without_paths(value, absolute_only=True, limit=None) or value
     return value
 
 
