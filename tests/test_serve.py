@@ -235,6 +235,26 @@ def test_allowed_host_adds_names(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+def test_the_card_shows_the_band_the_server_answers_with(xray):
+    """The model's band with its own threshold; none with a --threshold outside it (the
+    answers have none then), on the page's card as in each answer."""
+    from fastapi.testclient import TestClient
+
+    from pneumocxr.serve.app import create_app
+    from pneumocxr.serve.service import Service
+
+    for threshold, expect_band in (("model", True), (0.9, False)):
+        service = Service.load(None, threshold)
+        band = service.loaded.band
+        with TestClient(create_app(service), base_url="http://localhost") as test_client:
+            card = test_client.get("/api/model").json()
+            body = post(test_client, xray.read_bytes()).json()
+        shown = [band.low, band.high] if expect_band else None
+        assert card["uncertain_band"] == body["uncertain_band"] == shown
+        assert card["threshold"] == body["threshold"] == service.threshold
+
+
+@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 def test_an_unexpected_error_is_a_generic_500(tmp_path):
     from fastapi.testclient import TestClient
 

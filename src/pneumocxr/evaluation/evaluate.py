@@ -117,7 +117,7 @@ def evaluate_model(
     metrics["risk_coverage"] = risk_coverage(labels, probs, settings.threshold)
     metrics["scope_check"] = settings.scope_check and loaded.has_scope
     band = settings.band
-    metrics["uncertain_band"] = None if band is None else [band.low, band.high]
+    metrics["uncertain_band"] = None if band is None else band.bounds()
     metrics["model"] = name or loaded.meta["architecture"]
     return Evaluation(name or loaded.meta["architecture"], table[PREDICTION_COLUMNS], metrics)
 

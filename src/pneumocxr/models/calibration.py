@@ -159,6 +159,10 @@ class Band:
     referred: float = 0.0  # share of the fitting set it referred
     rule: str = field(default="docs/VALIDATION.md, 'UNCERTAIN: the referral rule'")
 
+    def bounds(self) -> list[float] | None:
+        """[low, high] as the outputs show it; None for an empty band (it refers nothing)."""
+        return [self.low, self.high] if self.low < self.high else None
+
     def contains(self, p) -> np.ndarray:
         p = np.asarray(p, dtype=np.float64)
         return (p >= self.low) & (p < self.high)

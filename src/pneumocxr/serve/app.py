@@ -107,7 +107,7 @@ def create_app(service: Service, limits: Limits | None = None, hosts=LOOPBACK_NA
     async def page():
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
 
-    card = model_card(service.loaded, service.name, service.threshold)
+    card = model_card(service.loaded, service.name, service.threshold, service.settings.band)
 
     @app.get("/api/health", summary="Is the server up")
     async def health() -> dict:
@@ -174,7 +174,7 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
             scope_score=answer.scope_score,
             reason=answer.reason,
             threshold=service.threshold,
-            uncertain_band=None if band is None else [band.low, band.high],
+            uncertain_band=None if band is None else band.bounds(),
             model=service.name,
         )
         if gradcam and outcome.heatmap is not None:

@@ -10,12 +10,15 @@ import math
 
 from pneumocxr.display import without_paths as _without_paths
 from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+from pneumocxr.models.calibration import Band
 from pneumocxr.models.io import LoadedModel
 
 FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity")
 
 
-def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
+def model_card(loaded: LoadedModel, name: str, threshold: float, band: Band | None = None) -> dict:
+    """`band`: the one the server answers with (none when its --threshold lies outside the
+    model's band), not model.json's."""
     meta = loaded.meta
     training = _dict(meta.get("training"))
     validation = _dict(meta.get("validation"))
@@ -36,7 +39,7 @@ def model_card(loaded: LoadedModel, name: str, threshold: float) -> dict:
         "pneumocxr_version": meta.get("pneumocxr_version"),
         "pretrained_from": _dict(meta.get("weights")).get("pretrained_from"),
         "validation": {"internal": internal, "external": _figures(validation.get("external"))},
-        "uncertain_band": _band(meta.get("uncertain")),
+        "uncertain_band": None if band is None else band.bounds(),
         "calibration": _calibration_text(meta),
         "scope": _scope_text(meta.get("scope")),
         "card_markdown": card.read_text(encoding="utf-8") if card.is_file() else None,
@@ -68,13 +71,6 @@ def _data_name(value) -> str | None:
     if isinstance(value, dict):
         value = value.get("name") or value.get("path")
     return _without_paths(value)
-
-
-def _band(record) -> list[float] | None:
-    if not isinstance(record, dict):
-        return None
-    low, high = _number(record.get("low")), _number(record.get("high"))
-    return None if low is None or high is None or low >= high else [low, high]
 
 
 def _calibration_text(meta: dict) -> str | None:
