@@ -74,13 +74,25 @@ def test_external_set_never_overlaps_training(small_data, tmp_path):
 
 def test_select_on_external_follows_the_external_loss(small_data, external_small, tmp_path):
     run = train_quick(small_data, tmp_path, "smallnet", "--external", external_small,
-                      "--select-on", "external", "--epochs", "3")  # fmt: skip
+                      "--select-on", "external", "--epochs", "3",
+                      "--calibrate-on", external_small)  # fmt: skip
     history = pd.read_csv(run / "history.csv")
     meta = json.loads((run / "model.json").read_text())
     assert meta["training"]["best_epoch"] == int(history.loc[history["ext_loss"].idxmin(), "epoch"])
-    assert "used for selection" in meta["validation"]["external"]["data"]
+    external = meta["validation"]["external"]["data"]
+    assert "used for selection and calibration" in external
+    assert meta["calibration"]["fit_on"] == f"{external_small.name} (60 images)"
     bad = cli("train", "--data", small_data, "--select-on", "external", check=False)
     assert bad.returncode == 1 and "--select-on external needs --external" in bad.stderr
+
+
+def test_a_bad_calibration_folder_fails_before_training(small_data, tmp_path):
+    out = tmp_path / "runs"
+    bad = cli("train", "--data", small_data, "--out", out, "--calibrate-on", tmp_path / "gone",
+              check=False)  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "gone" in bad.stderr.splitlines()[-1]
+    assert list(out.iterdir()) == []  # no run folder: nothing was trained
 
 
 def test_keep_last_exports_the_last_epoch(small_data, tmp_path):

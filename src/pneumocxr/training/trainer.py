@@ -271,6 +271,7 @@ def train(
         cfg.split = dataset.protocol  # config.json and model.json say what "auto" became
         log.info("split protocol: %s", PROTOCOLS[dataset.protocol])
     external = _external(cfg, dataset, external)
+    calibrate_on = _calibrate_on(cfg, dataset, external)  # before training: a bad folder fails now
     if resume is None:
         run_dir = rundir.new_run_dir(cfg.out, cfg.model) if run_dir is None else Path(run_dir)
         ensure_dir(run_dir)
@@ -289,7 +290,7 @@ def train(
         state["phases"][phase.name] = {"epochs": epochs}
         rundir.write_state(run_dir, state)
         offset += epochs
-    return _finish(cfg, model, dataset, run_dir, external)
+    return _finish(cfg, model, dataset, run_dir, external, calibrate_on)
 
 
 def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Dataset | None:
@@ -305,6 +306,16 @@ def _external(cfg: TrainConfig, dataset: Dataset, given: Dataset | None) -> Data
         "used for model selection" if cfg.select_on == "external" else "not used for selection",
     )
     return given
+
+
+def _calibrate_on(cfg: TrainConfig, dataset: Dataset, external: Dataset | None):
+    """The --calibrate-on folder, decoded (the external set itself when it is that folder);
+    None: calibrate on the validation split."""
+    if not cfg.calibrate_on:
+        return None
+    if _same_folder(cfg):
+        return external
+    return load_external(cfg.calibrate_on, cfg.image_size, dataset.table, cfg.strict)
 
 
 def _resume_point(phases: list[Phase], run_dir: Path, resume: Path, restart: bool = False):
@@ -499,7 +510,8 @@ def _class_weights(dataset: Dataset, mode: str) -> tuple[float, float]:
     return (n / (2 * (n - pos)), n / (2 * pos))
 
 
-def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path, external=None):
+def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path, external=None,
+            calibrate_on: Dataset | None = None):  # fmt: skip
     """Fit the scope check, calibrate, fit the UNCERTAIN band, and export the model with its
     validation figures. The decision stays the tutorial's (sigmoid 0.5), moved to the
     calibrated scale; the threshold Youden's J picks on validation is recorded too (it did not
@@ -508,8 +520,16 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
     val = splits["val"]
     labels = dataset.labels[val].numpy()
     val_logits = predict_logits(model, dataset.pixels[val])
+    ext_logits = None if external is None else predict_logits(model, external.pixels)
     model.scope, scope = _fit_scope(cfg, model, dataset, run_dir)
-    calib_logits, calib_labels, calib_name = _calibration_set(cfg, model, dataset, val_logits)
+    if calibrate_on is None:
+        calib_logits, calib_labels = val_logits, labels
+        calib_name = f"val split ({len(labels)} images)"
+    else:  # the external set's logits again when it is that folder
+        calib_logits = ext_logits if calibrate_on is external else None
+        calib_logits, calib_labels, calib_name = _calibration_set(
+            cfg, model, calibrate_on, calib_logits
+        )
     calibration = _calibrate(calib_logits, calib_labels, cfg.calibration, calib_name)
     threshold = float(calibration.apply(0.0))  # sigmoid 0.5 on the calibrated scale
     calibrated = calibration.apply(calib_logits)
@@ -520,7 +540,7 @@ def _finish(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Path,
     val_metrics = summary_metrics(labels, probs, threshold)
     validation = {"internal": {**val_metrics, "data": "val split of the model's run"}}
     if external is not None:
-        ext_probs = calibration.apply(predict_logits(model, external.pixels))
+        ext_probs = calibration.apply(ext_logits)
         ext_metrics = summary_metrics(external.labels.numpy(), ext_probs, threshold)
         uses = {"selection": cfg.select_on == "external", "calibration": _same_folder(cfg)}
         used = [name for name, yes in uses.items() if yes]
@@ -606,15 +626,12 @@ def _fit_scope(cfg: TrainConfig, model: PneumoNet, dataset: Dataset, run_dir: Pa
     return check, record
 
 
-def _calibration_set(cfg: TrainConfig, model, dataset: Dataset, val_logits):
-    """(logits, labels, name) of the images calibration is fitted on."""
-    if not cfg.calibrate_on:
-        labels = dataset.labels[dataset.split_index()["val"]].numpy()
-        return val_logits, labels, f"val split ({len(labels)} images)"
-    outside = load_external(cfg.calibrate_on, model.image_size, dataset.table)
-    logits = predict_logits(model, outside.pixels)
-    name = f"{Path(cfg.calibrate_on).name} ({len(logits)} images)"
-    return logits, outside.labels.numpy(), name
+def _calibration_set(cfg: TrainConfig, model, images: Dataset, logits=None):
+    """(logits, labels, name) of the --calibrate-on folder."""
+    if logits is None:
+        logits = predict_logits(model, images.pixels)
+    labels = images.labels.numpy()
+    return logits, labels, f"{Path(cfg.calibrate_on).name} ({len(labels)} images)"
 
 
 def _write_run_files(run_dir: Path, cfg: TrainConfig, dataset: Dataset, model) -> None:
