@@ -328,9 +328,10 @@ def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
     ratings, _ = read_ratings(ratings_csv)
     if model is not None:
         files = [_resolve_image(Path(ratings_csv).parent, name) for name in ratings["image"]]
-        from pneumocxr.api import load_model
+        from pneumocxr.evaluation.inference import Settings, predict_files, resolve_model
 
-        found, failures = load_model(model or "default").predict_paths(files, threshold=threshold)
+        loaded = resolve_model(model)
+        found, failures = predict_files(loaded, files, Settings.of(loaded, threshold))
         if failures:
             raise PneumoError(f"the model could not read {failures[0][1]}")
         # the plain thresholded label: every image is rated, as the raters rated every image

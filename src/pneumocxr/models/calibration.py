@@ -16,7 +16,6 @@ import numpy as np
 from pneumocxr.errors import PneumoError
 
 METHODS = ("platt", "temperature", "isotonic", "none")
-LABELS = ("NORMAL", "PNEUMONIA", "UNCERTAIN", "OUT_OF_SCOPE")
 
 
 def sigmoid(z):

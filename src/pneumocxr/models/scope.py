@@ -156,14 +156,6 @@ def uses_own_features(model: nn.Module) -> bool:
     return bool(source) and getattr(model, "weights_source", "") != "random initialisation"
 
 
-def tensor_dims(state: dict, prefix: str = PREFIX) -> list[int] | None:
-    """The per-stage feature sizes of a stored scope check (None if it has none)."""
-    dims = []
-    while f"{prefix}mean_{len(dims)}" in state:
-        dims.append(int(state[f"{prefix}mean_{len(dims)}"].shape[0]))
-    return dims or None
-
-
 # -- fitting --------------------------------------------------------------------------------
 MAX_TRAIN = 2000  # training X-rays the check is fitted on: more gained nothing measurable
 SPREAD_QUANTILE = 0.99
