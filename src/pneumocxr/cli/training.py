@@ -13,7 +13,6 @@ from pneumocxr.cli._app import app
 from pneumocxr.cli.options import (
     AugmentPolicy,
     CalibrateOnOpt,
-    CalibrationMethod,
     CalibrationOpt,
     ClassWeight,
     DataOpt,
@@ -189,9 +188,12 @@ def train(
             strict=strict,
             quick=quick,
             calibrate_on=str(calibrate_on) if calibrate_on else None,
-            calibration=(calibration or CalibrationMethod.platt).value,
-            refer_at_most=0.08 if refer_at_most is None else refer_at_most,
         )
+        # options left out keep TrainConfig's defaults (one place for them)
+        if calibration is not None:
+            cfg.calibration = calibration.value
+        if refer_at_most is not None:
+            cfg.refer_at_most = refer_at_most
     _allow_pickle(cfg.weights, trust_pickle)
     devices_now = {"accelerator": accelerator, "devices": devices, "num_nodes": num_nodes,
                    "strategy": strategy, "precision": precision}  # fmt: skip
