@@ -71,18 +71,35 @@ def scored(loaded: LoadedModel, images: pd.DataFrame) -> tuple[np.ndarray, np.nd
     return (table["label"] == "PNEUMONIA").to_numpy(int), table["logit"].to_numpy()
 
 
+class _Scores:
+    """`scored` once per set of images: the validation split serves calibration and the
+    internal figures, and one folder may be --calibrate-on, --threshold-on and --external."""
+
+    def __init__(self, loaded: LoadedModel):
+        self.loaded, self.done = loaded, {}
+
+    def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """Of a (path, label) table or a labelled folder."""
+        key = tuple(images["path"]) if isinstance(images, pd.DataFrame) else Path(images).resolve()
+        if key not in self.done:
+            table = images if isinstance(images, pd.DataFrame) else index_images(images)
+            self.done[key] = scored(self.loaded, table)
+        return self.done[key]
+
+
 def model_card_figures(loaded: LoadedModel, card: Card) -> dict:
     """model.json entries: calibration, threshold (calibrated scale) and its logit, the
     UNCERTAIN band and validation (internal: the run's validation split; external: the
     folder `card.external`)."""
     internal = run_split(loaded, "val", card.splits_from)
-    calibration, calib_set = _calibration(loaded, card, internal)
+    score = _Scores(loaded)
+    calibration, calib_set = _calibration(loaded, card, internal, score)
     scores = {}
     if internal is not None:
-        scores["internal"] = (*scored(loaded, internal), "val split of the model's run")
+        scores["internal"] = (*score(internal), "val split of the model's run")
     if card.external is not None:
-        scores["external"] = (*scored(loaded, index_images(card.external)), _name(card.external))
-    cut_logit, method = _threshold_logit(loaded, card, calibration, scores)
+        scores["external"] = (*score(card.external), _name(card.external))
+    cut_logit, method = _threshold_logit(loaded, card, calibration, scores, score)
     cut = float(calibration.apply(cut_logit))
     entries = {
         "calibration": calibration.to_json(),
@@ -112,14 +129,14 @@ def _validation(loaded, card: Card, calibration: Calibration, cut: float, scores
     return validation
 
 
-def _calibration(loaded: LoadedModel, card: Card, internal):
+def _calibration(loaded: LoadedModel, card: Card, internal, score: _Scores):
     """(calibration, (labels, logits, name) of the set it is fitted on, or None)."""
     keep = card.calibrate_on is None and card.calibration is None and "calibration" in loaded.meta
     if card.calibrate_on is not None:
-        labels, logits = scored(loaded, index_images(card.calibrate_on))
+        labels, logits = score(card.calibrate_on)
         calib_set = (labels, logits, f"{_name(card.calibrate_on)} ({len(labels)} images)")
     elif internal is not None:
-        labels, logits = scored(loaded, internal)
+        labels, logits = score(internal)
         calib_set = (labels, logits, f"val split of the model's run ({len(labels)} images)")
     else:
         calib_set = None
@@ -131,7 +148,7 @@ def _calibration(loaded: LoadedModel, card: Card, internal):
     return fit_calibration(logits, labels, card.calibration or "platt", name), calib_set
 
 
-def _threshold_logit(loaded, card: Card, calibration: Calibration, scores) -> tuple[float, str]:
+def _threshold_logit(loaded, card: Card, calibration: Calibration, scores, score: _Scores):
     """The operating threshold as a network logit (it moves with the calibration)."""
     method = card.threshold or "model"
     if method == "model":
@@ -139,7 +156,7 @@ def _threshold_logit(loaded, card: Card, calibration: Calibration, scores) -> tu
     if method == "operating":
         if card.threshold_on is None:
             raise PneumoError("--threshold operating needs --threshold-on DIR")
-        labels, logits = scored(loaded, index_images(card.threshold_on))
+        labels, logits = score(card.threshold_on)
         cut = operating_threshold(labels, calibration.apply(logits), card.min_sensitivity)
         return calibration.logit_for(cut), (
             f"most accurate threshold with sensitivity >= {card.min_sensitivity:g} on "
