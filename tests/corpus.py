@@ -404,8 +404,8 @@ def _special_files(out: Path) -> list[Case]:
 # -- models and runs ----------------------------------------------------------------------------
 def good_model(folder: Path) -> Path:
     """A real exported SmallNet (random weights, 32 px): the base of the model cases."""
-    from pneumocxr.models.io import save_model
-    from pneumocxr.models.smallnet import SmallNet
+    from pneumocxr.artifact.save import save_model
+    from pneumocxr.networks.smallnet import SmallNet
 
     save_model(SmallNet(32), folder)
     return folder
@@ -415,7 +415,7 @@ def _model_cases(out: Path) -> list[Case]:
     import torch
     from safetensors.torch import load, save_file
 
-    from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+    from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
 
     good = good_model(out / "good")
 

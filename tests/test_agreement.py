@@ -95,7 +95,7 @@ def test_model_as_a_rater(smallnet_run, tmp_path):
 
 
 def test_listed_images_resolve_beside_the_ratings_or_here(tmp_path, monkeypatch):
-    from pneumocxr.pipeline import _resolve_image
+    from pneumocxr.pipeline.assess import _resolve_image
 
     (tmp_path / "ratings").mkdir()
     (tmp_path / "ratings" / "a.png").write_bytes(b"x")

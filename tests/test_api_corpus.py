@@ -188,7 +188,8 @@ def test_refusals_are_one_line_that_says_why(answers):
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # jpeg_bad_exif, read here as well
 def test_answers_are_what_the_cli_gives(answers):
-    from pneumocxr.evaluation.inference import predict_paths, resolve_model
+    from pneumocxr.artifact.resolve import resolve_model
+    from pneumocxr.inference.predict import predict_paths
 
     answered = {n: plain for n, (plain, _) in answers[0].items() if plain.status == 200}
     loaded = resolve_model(None)

@@ -50,8 +50,9 @@ def test_the_harness_fails_on_a_server_error(tmp_path):
     report (a fuzz run that cannot fail would prove nothing)."""
     import uvicorn
 
-    from pneumocxr.models.io import load_model, save_model
-    from pneumocxr.models.registry import build_model
+    from pneumocxr.artifact.load import load_model
+    from pneumocxr.artifact.save import save_model
+    from pneumocxr.networks.registry import build_model
     from pneumocxr.serve.app import create_app
     from pneumocxr.serve.service import Service
 

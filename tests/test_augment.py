@@ -10,8 +10,8 @@ from conftest import cli
 from pneumocxr.data.augment import Augment
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import load_dataset
+from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.data.transforms import to_unit
-from pneumocxr.models.base import Preprocessing
 
 
 def _batches(small_data, seed: int, augment: bool = True):

@@ -14,7 +14,7 @@ import pytest
 from conftest import cli_batch, make_subset, problems
 from corpus import write_corpus
 from pneumocxr.display import display_path
-from pneumocxr.fileio import read_csv
+from pneumocxr.fileio.formats import read_csv
 
 RAW_WARNING = re.compile(r"\w+Warning: |Traceback|internal error")
 

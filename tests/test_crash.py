@@ -120,7 +120,7 @@ def test_resume_never_writes_over_damaged_checkpoints_without_restart(small_data
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
-    from pneumocxr.fileio import DiskFull
+    from pneumocxr.fileio.atomic import DiskFull
     from pneumocxr.training.checkpoints import AtomicCheckpointIO, checkpoint_epoch
 
     path = tmp_path / "train-last.ckpt"

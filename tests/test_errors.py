@@ -205,7 +205,7 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_leaves_no_folder(full_dis
 
 
 def test_a_checkpoint_write_on_a_full_disk_says_so(full_disk):
-    from pneumocxr.fileio import DiskFull
+    from pneumocxr.fileio.atomic import DiskFull
     from pneumocxr.training.checkpoints import AtomicCheckpointIO
 
     state = {"epoch": 1, "weights": torch.zeros(100_000)}
@@ -219,7 +219,8 @@ def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, 
     from safetensors import SafetensorError
 
     from pneumocxr import cli as cli_module
-    from pneumocxr.fileio import is_disk_full, write_csv
+    from pneumocxr.fileio.atomic import is_disk_full
+    from pneumocxr.fileio.formats import write_csv
 
     rust = SafetensorError(
         "Error while serializing: I/O error: No space left on device (os error 28)"
@@ -241,7 +242,7 @@ def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, 
     def export_fails(*_args, **_kwargs):  # a library error outside pneumocxr's writers
         raise rust
 
-    monkeypatch.setattr("pneumocxr.pipeline.export_model", export_fails)
+    monkeypatch.setattr("pneumocxr.pipeline.export.export_model", export_fails)
     monkeypatch.setattr(sys, "argv", ["pneumocxr", "export", "default", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         cli_module.main()
@@ -303,13 +304,13 @@ def test_messages_name_the_real_cause(tmp_path, small_data):
 # -- outputs checked before the slow part --------------------------------------------------------
 def test_evaluate_checks_its_out_folder_before_any_inference(tmp_path, monkeypatch):
     from pneumocxr.errors import PneumoError
-    from pneumocxr.pipeline import evaluate_to_folder
+    from pneumocxr.pipeline.assess import evaluate_to_folder
 
     def inference(*_args, **_kwargs):
         pytest.fail("the model ran before --out was checked")
 
     monkeypatch.setattr("pneumocxr.evaluation.evaluate.evaluate_model", inference)
-    monkeypatch.setattr("pneumocxr.evaluation.inference.resolve_model", inference)
+    monkeypatch.setattr("pneumocxr.artifact.resolve.resolve_model", inference)
     data = make_subset(tmp_path / "data", 2, 2)
     blocker = tmp_path / "a-file"
     blocker.write_text("I am a file")

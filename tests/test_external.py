@@ -100,9 +100,9 @@ def test_keep_last_exports_the_last_epoch(small_data, tmp_path):
     meta = json.loads((run / "model.json").read_text())
     assert meta["training"]["best_epoch"] == 3 and meta["training"]["kept"] == "last"
     last = torch.load(run / "checkpoints" / "train-last.ckpt", weights_only=True)["state_dict"]
-    from pneumocxr.models.io import load_model
+    from pneumocxr.artifact.load import load_model
 
-    exported = load_model(run).model.state_dict()
+    exported = load_model(run).predictor.state_dict()
     for key, value in exported.items():
         if not key.startswith("scope."):  # fitted after training, not in a checkpoint
             assert torch.allclose(value, last[f"model.{key}"]), key
@@ -169,7 +169,7 @@ def test_augmentation_policies_stay_in_range_and_are_reproducible():
 
 
 def test_label_smoothing_and_mixup():
-    from pneumocxr.models.smallnet import SmallNet
+    from pneumocxr.networks.smallnet import SmallNet
     from pneumocxr.training.module import Classifier
 
     module = Classifier(SmallNet(32), 1e-3, label_smoothing=0.2, mixup=0.4)

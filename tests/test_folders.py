@@ -16,7 +16,7 @@ from corpus import good_model
 from dicom_factory import jpeg_pixels, make_dicom, twelve_bit
 from pneumocxr.data.index import index_images, walk_files
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import read_csv
+from pneumocxr.fileio.formats import read_csv
 
 
 def warnings_of(result) -> list[str]:

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from conftest import cli, cli_batch, shared_images
+from pneumocxr.artifact.load import load_model
+from pneumocxr.artifact.save import save_model
 from pneumocxr.explain.gradcam import explain_images, overlay
-from pneumocxr.models.io import load_model, save_model
-from pneumocxr.models.registry import MODELS, build_model
+from pneumocxr.networks.registry import MODELS, build_model
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -12,12 +12,13 @@ from safetensors.torch import load, save_file
 
 from conftest import cli, shared_images
 from corpus import good_model
+from pneumocxr.artifact import save as artifact_save
+from pneumocxr.artifact.load import load_model
+from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
+from pneumocxr.artifact.save import save_model
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
-from pneumocxr.models import io
-from pneumocxr.models.io import load_model, save_model
-from pneumocxr.models.smallnet import SmallNet
-from pneumocxr.models.weights import sha256
+from pneumocxr.fileio.formats import sha256_file as sha256
+from pneumocxr.networks.smallnet import SmallNet
 
 
 def edit_weights(folder, change, rehash=False, unlist=False):
@@ -106,7 +107,7 @@ def test_weights_newer_than_their_metadata_are_refused(small, monkeypatch):
     def killed(*_):
         raise KeyboardInterrupt  # stands for SIGKILL: model.json is never written
 
-    monkeypatch.setattr(io, "write_json", killed)
+    monkeypatch.setattr(artifact_save, "write_json", killed)
     with pytest.raises(KeyboardInterrupt):
         save_model(SmallNet(32), small)
     result = cli("predict", "--model", small, "--threshold", "model",
@@ -116,7 +117,7 @@ def test_weights_newer_than_their_metadata_are_refused(small, monkeypatch):
 
 
 def test_a_changed_packaged_base_is_refused(monkeypatch):
-    from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0
+    from pneumocxr.networks.efficientnet_lite import EfficientNetLite0
 
     monkeypatch.setattr(EfficientNetLite0, "weights_sha256", "0" * 64)
     with pytest.raises(PneumoError, match="not the pinned 000000000000"):

@@ -14,10 +14,12 @@ import pytest
 
 from conftest import cli_batch, make_subset
 from corpus import good_model
+from pneumocxr.artifact.load import load_model
+from pneumocxr.artifact.save import save_model
 from pneumocxr.evaluation.evaluate import EVALUATION_FILES
-from pneumocxr.models.io import load_model, save_model
-from pneumocxr.models.smallnet import SmallNet
-from pneumocxr.pipeline import evaluate_to_folder, export_model
+from pneumocxr.networks.smallnet import SmallNet
+from pneumocxr.pipeline.assess import evaluate_to_folder
+from pneumocxr.pipeline.export import export_model
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

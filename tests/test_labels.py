@@ -18,7 +18,7 @@ from dicom_factory import make_dicom, twelve_bit
 from pneumocxr.data.labels import LabelsSpec, canonical, read_labels
 from pneumocxr.data.split import make_splits
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import read_csv
+from pneumocxr.fileio.formats import read_csv
 
 
 def link(path, image):

@@ -10,12 +10,13 @@ import torch
 
 from conftest import cli
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0
-from pneumocxr.models.registry import MODELS, build_model
-from pneumocxr.models.smallnet import SmallNet
-from pneumocxr.models.summary import parameter_counts, summary_text
-from pneumocxr.models.vgg16 import VGG16
-from pneumocxr.models.weights import read_state_dict, trust_pickle
+from pneumocxr.networks.efficientnet_lite import EfficientNetLite0
+from pneumocxr.networks.registry import MODELS, build_model
+from pneumocxr.networks.smallnet import SmallNet
+from pneumocxr.networks.summary import parameter_counts, summary_text
+from pneumocxr.networks.vgg16 import VGG16
+from pneumocxr.networks.weights import read_state_dict, trust_pickle
+from pneumocxr.training.phases import first_trainable_stage
 
 
 def test_smallnet_layers_match_the_tutorial():
@@ -33,7 +34,7 @@ def test_smallnet_layers_match_the_tutorial():
 
 def test_vgg16_counts_and_layout():
     model = VGG16(224)
-    model.freeze_before(model.first_trainable_stage(0))
+    model.freeze_before(first_trainable_stage(model, 0))
     counts = parameter_counts(model)
     assert counts["frozen_params"] == 14_714_688
     assert counts["trainable_params"] == 107_157_601

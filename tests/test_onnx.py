@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import EXTERNAL, cli_batch, make_subset, shared_images
+from pneumocxr.artifact.load import load_model
+from pneumocxr.artifact.onnx_graph import DECISION
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.io import load_model
-from pneumocxr.models.onnx_model import DECISION
-from pneumocxr.models.weights import sha256
+from pneumocxr.fileio.formats import sha256_file as sha256
 
 P_TOLERANCE = 1e-4  # calibrated P(pneumonia), ONNX Runtime against PyTorch
 SCOPE_TOLERANCE = 1e-3  # scope scores (predict --json rounds them to 4 decimals)
@@ -170,7 +170,8 @@ def test_evaluate_an_onnx_folder(exported, tmp_path):
 def test_serve_an_onnx_folder_and_refuse_gradcam(exported):
     from fastapi.testclient import TestClient
 
-    from pneumocxr.evaluation.inference import predict_paths, resolve_model
+    from pneumocxr.artifact.resolve import resolve_model
+    from pneumocxr.inference.predict import predict_paths
     from pneumocxr.serve.app import create_app
     from pneumocxr.serve.service import Service
 
@@ -215,10 +216,11 @@ def test_an_ensemble_exports_as_one_graph(exported, tmp_path):
 
 
 def test_a_legacy_folder_exports_to_onnx(tmp_path):
-    from pneumocxr.evaluation.inference import predict_paths
-    from pneumocxr.models.io import LEGACY_MODEL, save_model
-    from pneumocxr.models.smallnet import SmallNet
-    from pneumocxr.pipeline import export_model
+    from pneumocxr.artifact.save import save_model
+    from pneumocxr.artifact.schema import LEGACY_MODEL
+    from pneumocxr.inference.predict import predict_paths
+    from pneumocxr.networks.smallnet import SmallNet
+    from pneumocxr.pipeline.export import export_model
 
     save_model(SmallNet(32), tmp_path / "old")  # no scope check
     meta = json.loads((tmp_path / "old" / "model.json").read_text())

@@ -18,7 +18,7 @@ from conftest import cli, cli_batch, make_subset, problems, shared_images
 from corpus import picture
 from dicom_factory import make_dicom, twelve_bit
 from pneumocxr.data.index import index_images
-from pneumocxr.fileio import read_csv
+from pneumocxr.fileio.formats import read_csv
 
 ODD_NAMES = [os.fsdecode(b"caf\xe9.jpeg"), "two\nlines.jpeg", "tab\there.jpeg", "back\\slash.jpeg"]
 
@@ -100,7 +100,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
 def test_the_tool_reads_its_own_csv_cells_back_exactly(tmp_path, text):
     import pandas as pd
 
-    from pneumocxr.fileio import write_csv
+    from pneumocxr.fileio.formats import write_csv
 
     write_csv(tmp_path / "t.csv", pd.DataFrame({"path": [text, "x"], "p": [-0.5, 1.0]}))
     first = (tmp_path / "t.csv").read_text().splitlines()[1].lstrip('"')
@@ -110,7 +110,7 @@ def test_the_tool_reads_its_own_csv_cells_back_exactly(tmp_path, text):
 
 
 def test_splits_csv_with_formula_like_names_reads_back(tmp_path):
-    from pneumocxr.training.rundir import read_splits
+    from pneumocxr.data.split_file import read_splits
 
     root = make_subset(tmp_path / "data", 15, 15)
     for label in ("NORMAL", "PNEUMONIA"):  # the patient id is taken from such a name
@@ -248,7 +248,7 @@ def _black_png(width, height):
 def test_a_pth_weights_file_needs_trust_pickle(tmp_path, small_data):
     import torch
 
-    from pneumocxr.models.efficientnet_lite0 import EfficientNetLite0
+    from pneumocxr.networks.efficientnet_lite import EfficientNetLite0
 
     torch.save(EfficientNetLite0(64).state_dict(), tmp_path / "weights.pth")
     common = ["train", "--data", small_data, "--model", "efficientnet-lite0", "--out", tmp_path,

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from conftest import cli, shared_images
+from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.bench.reference import eager_smallnet, forward_flop_per_image
 from pneumocxr.data.decode import DecodeStream, decode_all
-from pneumocxr.evaluation.inference import predict_paths
-from pneumocxr.models.io import LoadedModel
-from pneumocxr.models.predict import predict_pixels
-from pneumocxr.models.smallnet import SmallNet
+from pneumocxr.inference.batches import predict_pixels
+from pneumocxr.inference.predict import predict_paths
+from pneumocxr.networks.smallnet import SmallNet
 
 TRAINING_LIBRARIES = {"lightning", "pytorch_lightning", "torchmetrics", "tensorboard", "kornia"}
 SLOW_IMPORTS = {"pandas", "sklearn", "matplotlib"}  # not needed to predict; each costs time
@@ -41,7 +41,7 @@ def files_with_failures(tmp_path_factory) -> list:
 
 def test_streamed_prediction_is_exactly_decoding_everything_first(small_model, files_with_failures):
     decoded = decode_all(files_with_failures, 64)
-    expected = predict_pixels(small_model.model, decoded.pixels, batch_size=5)
+    expected = predict_pixels(small_model.predictor, decoded.pixels, batch_size=5)
     table, failures = predict_paths(small_model, files_with_failures, batch_size=5)
     assert np.array_equal(table["p_pneumonia"].to_numpy(), expected)  # same batches, same bits
     assert failures == decoded.failures and len(failures) == 2

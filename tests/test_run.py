@@ -128,7 +128,7 @@ def test_default_model_predicts_without_model_option():
 
 
 def test_default_model_card_and_size():
-    from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
+    from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
 
     weights = DEFAULT_MODEL_DIR / "model.safetensors"
     assert weights.stat().st_size <= 20 * 2**20

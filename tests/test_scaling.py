@@ -12,10 +12,10 @@ import time
 import pandas as pd
 
 from conftest import ROOT, make_subset
-from pneumocxr.evaluation.inference import predict_paths
-from pneumocxr.models.io import load_model
+from pneumocxr.artifact.load import load_model
+from pneumocxr.inference.predict import predict_paths
+from pneumocxr.training.config import TrainConfig
 from pneumocxr.training.scaling import is_global_zero, trainer_device_kwargs
-from pneumocxr.training.trainer import TrainConfig
 
 
 def _wait_for(path, seconds: float = 120):

@@ -13,16 +13,11 @@ from PIL import Image, ImageOps
 
 from conftest import EXTERNAL, cli, cli_batch, shared_images
 from dicom_factory import jpeg_pixels, make_dicom
+from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
+from pneumocxr.decision.band import Band, fit_band
+from pneumocxr.decision.calibration import calibration_error, fit_calibration, sigmoid
+from pneumocxr.decision.decide import decide
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
-from pneumocxr.models.calibration import (
-    Band,
-    calibration_error,
-    decide,
-    fit_band,
-    fit_calibration,
-    sigmoid,
-)
 
 LABELS = {"NORMAL", "PNEUMONIA", "UNCERTAIN", "OUT_OF_SCOPE"}
 

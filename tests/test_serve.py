@@ -46,7 +46,9 @@ def test_health_model_and_docs(client):
 
 
 def test_predict_matches_the_cli_path(client, xray):
-    from pneumocxr.evaluation.inference import label_for, predict_paths, resolve_model
+    from pneumocxr.artifact.resolve import resolve_model
+    from pneumocxr.inference.answers import label_for
+    from pneumocxr.inference.predict import predict_paths
 
     loaded = resolve_model(None)
     expected = float(predict_paths(loaded, [xray])[0]["p_pneumonia"][0])
@@ -217,8 +219,9 @@ def test_only_the_servers_own_host_names_are_answered(client, server):
 def test_allowed_host_adds_names(tmp_path):
     from fastapi.testclient import TestClient
 
-    from pneumocxr.models.io import load_model, save_model
-    from pneumocxr.models.registry import build_model
+    from pneumocxr.artifact.load import load_model
+    from pneumocxr.artifact.save import save_model
+    from pneumocxr.networks.registry import build_model
     from pneumocxr.serve.app import create_app
     from pneumocxr.serve.guards import allowed_hosts
     from pneumocxr.serve.service import Service
@@ -258,8 +261,9 @@ def test_the_card_shows_the_band_the_server_answers_with(xray):
 def test_an_unexpected_error_is_a_generic_500(tmp_path):
     from fastapi.testclient import TestClient
 
-    from pneumocxr.models.io import load_model, save_model
-    from pneumocxr.models.registry import build_model
+    from pneumocxr.artifact.load import load_model
+    from pneumocxr.artifact.save import save_model
+    from pneumocxr.networks.registry import build_model
     from pneumocxr.serve.app import create_app
     from pneumocxr.serve.service import Service
 

@@ -11,11 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import cli, train_quick
+from pneumocxr.artifact.load import load_model
 from pneumocxr.data.dataset import load_dataset
-from pneumocxr.evaluation.inference import predict_paths
-from pneumocxr.models.io import load_model
-from pneumocxr.models.predict import predict_pixels
-from pneumocxr.training.trainer import TrainConfig, train
+from pneumocxr.inference.batches import predict_pixels
+from pneumocxr.inference.predict import predict_paths
+from pneumocxr.training.config import TrainConfig
+from pneumocxr.training.fit import train
 
 RUN_FILES = [
     "config.json",
@@ -89,7 +90,7 @@ def test_resume_continues_from_the_saved_epoch(small_data, tmp_path):
 
 
 def test_balanced_class_weights(small_data, tmp_path):
-    from pneumocxr.training.trainer import _class_weights
+    from pneumocxr.training.loop import class_weights_of as _class_weights
 
     dataset = load_dataset(small_data, 32, limit=None)
     weights = _class_weights(dataset, "balanced")
@@ -137,7 +138,7 @@ def test_transfer_run_fine_tunes_after_the_head(effnet_run):
     network = sum(t.nbytes for k, t in stored.items() if not k.startswith("scope."))
     assert network < 8_000_000 and any(k.startswith("scope.") for k in stored)
     loaded = load_model(effnet_run)
-    assert loaded.model.training is False
+    assert loaded.predictor.network.training is False
 
 
 def test_the_exported_epoch_is_the_best_of_the_last_phase():

@@ -13,6 +13,8 @@ from PIL import Image
 
 from conftest import shared_images
 from dicom_factory import RLELossless, jpeg_pixels, make_dicom, twelve_bit
+from pneumocxr.artifact.load import load_model
+from pneumocxr.artifact.save import save_model
 from pneumocxr.data.decode import (
     UnsupportedImage,
     load_image,
@@ -21,10 +23,9 @@ from pneumocxr.data.decode import (
     squash,
 )
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import predict_images, predict_paths
 from pneumocxr.explain.gradcam import explain_images, explain_pixels, overlay
-from pneumocxr.models.io import load_model, save_model
-from pneumocxr.models.registry import build_model
+from pneumocxr.inference.predict import predict_images, predict_paths
+from pneumocxr.networks.registry import build_model
 from pneumocxr.serve.card import model_card
 
 

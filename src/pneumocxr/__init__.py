@@ -3,16 +3,13 @@
 The Python API (docs/API.md): `pneumocxr.load_model`, `Model.predict`, `Model.gradcam`,
 `pneumocxr.train`, `pneumocxr.evaluate`. They load torch on first use, so `import pneumocxr`
 and the command line's `--help` stay fast.
+
+This module is the facade above every layer (docs/ARCHITECTURE.md): nothing in the package
+imports it; the constants come from `pneumocxr.task`, the API from `pneumocxr.api`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from pneumocxr.task import CLASS_NAMES, __version__
 
-try:
-    __version__ = version("pneumocxr")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
-
-CLASS_NAMES = ("NORMAL", "PNEUMONIA")
 __all__ = ["CLASS_NAMES", "Model", "Prediction", "__version__", "evaluate", "load_model", "train"]
 
 

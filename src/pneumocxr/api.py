@@ -7,7 +7,7 @@
 
 Every answer comes from one path: decode (the same for a file, a PIL image or an array) ->
 the model's forward pass with its scope check -> calibration -> the decision
-(`models.calibration.decide`).
+(`decision.decide.decide`); docs/ARCHITECTURE.md follows it through the layers.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.artifact.resolve import model_name, resolve_model
 from pneumocxr.data.decode import (
     gray_from_array,
     gray_from_image,
@@ -28,16 +30,9 @@ from pneumocxr.data.decode import (
     unreadable_error,
 )
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import (
-    Prediction,
-    Settings,
-    expand_inputs,
-    model_name,
-    predict_arrays,
-    predict_files,
-    resolve_model,
-)
-from pneumocxr.models.io import LoadedModel
+from pneumocxr.inference.answers import Prediction, Settings
+from pneumocxr.inference.inputs import expand_inputs
+from pneumocxr.inference.predict import predict_arrays, predict_files
 
 __all__ = ["Model", "Prediction", "load_model", "train", "evaluate"]
 
@@ -142,8 +137,8 @@ def train(data=None, model: str = "smallnet", out="runs", **options):
     options with underscores (epochs=3, image_size=128, quick=True, ...). Returns the
     TrainResult (run_dir, threshold, val_metrics, external_metrics)."""
     from pneumocxr.data.download import resolve_data
-    from pneumocxr.training.trainer import TrainConfig
-    from pneumocxr.training.trainer import train as run_training
+    from pneumocxr.training.config import TrainConfig
+    from pneumocxr.training.fit import train as run_training
 
     unknown = set(options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
@@ -157,7 +152,7 @@ def evaluate(model, data=None, *, split=None, out=None, threshold=None,
     """Metrics with 95% CIs of `model` (a Model, or what load_model takes) on a labelled
     folder or a split of its run, as `pneumocxr evaluate` computes them; with `out`, also the
     folder it writes (predictions.csv, metrics.json, report.txt and the figures)."""
-    from pneumocxr.pipeline import evaluate_only, evaluate_to_folder
+    from pneumocxr.pipeline.assess import evaluate_only, evaluate_to_folder
 
     loaded = model.loaded if isinstance(model, Model) else model
     if out is None:

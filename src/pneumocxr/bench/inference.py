@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumocxr.evaluation.inference import predict_paths
-from pneumocxr.models.io import LoadedModel
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.inference.predict import predict_paths
 
 
 def batch_img_s(loaded: LoadedModel, paths: list[Path], batch: int) -> float:

@@ -17,7 +17,8 @@ import torch
 from pneumocxr.bench import inference, reference, training
 from pneumocxr.data.decode import decode_all
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.registry import build_model, model_class
+from pneumocxr.networks.registry import build_model, model_class
+from pneumocxr.training.phases import first_trainable_stage
 
 # The full run's split of the 5,216 shared images: a head epoch is timed at these sizes.
 FULL_RUN_SPLIT = (3341, 857)
@@ -49,8 +50,8 @@ def run_bench(opts: BenchOptions, progress=lambda message: None) -> dict:
     opts = opts.resolved()
     batch, size, steps, warmup = opts.batch_size, opts.image_size, opts.steps, 1
     result: dict = {"settings": asdict(opts), "machine": machine()}
-    from pneumocxr.evaluation.inference import resolve_model
-    from pneumocxr.models.io import ONNX_FORMAT
+    from pneumocxr.artifact.resolve import resolve_model
+    from pneumocxr.artifact.schema import ONNX_FORMAT
 
     loaded = resolve_model(opts.model)  # a bad --model fails now, not after the training figures
     if loaded.meta.get("format") == ONNX_FORMAT:  # torch's FLOP counter cannot see into it
@@ -90,7 +91,7 @@ def _training(opts: BenchOptions, pixels, eager, progress) -> dict:
     )
     progress(f"{opts.transfer}: fine-tuning on cached features")
     model = build_model(opts.transfer, size)
-    start = model.first_trainable_stage(model.default_unfreeze)
+    start = first_trainable_stage(model, model.default_unfreeze)
     tuned = training.cached_training(model, pixels, start, batch, steps, 1)
     out |= _figure("transfer_finetune", tuned)
     out["transfer_finetune_unfreeze"] = model.default_unfreeze
@@ -119,8 +120,8 @@ def _inference(opts: BenchOptions, loaded, files: list[Path], progress) -> dict:
     out = {"infer_model": loaded.meta["architecture"]}
     out["infer_img_s"] = inference.batch_img_s(loaded, paths, opts.batch_size)
     side = loaded.preprocessing.image_size
-    example = torch.zeros(2, loaded.preprocessing.channels, side, side)
-    flop = reference.forward_flop_per_image(loaded.model.eval(), example)
+    example = torch.zeros(2, 1, side, side)  # [0, 1] gray, what a predictor takes
+    flop = reference.forward_flop_per_image(loaded.predictor.eval().logits, example)
     out["infer_gflop_per_image"] = flop / 1e9
     out["infer_gflops"] = out["infer_img_s"] * flop / 1e9
     latency = inference.latency_ms(loaded, paths, 20 if opts.quick else 100)
@@ -146,7 +147,7 @@ def ratios(result: dict) -> dict:
 def image_files(data: str | None, tmp: Path, synthetic: int = 32) -> list[Path]:
     """Image files under `data`, or `synthetic` X-ray-sized gray JPEGs written to `tmp`."""
     if data:
-        from pneumocxr.evaluation.inference import expand_inputs
+        from pneumocxr.inference.inputs import expand_inputs
 
         return expand_inputs([data])
     from PIL import Image, ImageFilter

@@ -18,7 +18,7 @@ import torch
 
 from pneumocxr.bench.reference import forward_flop_per_image
 from pneumocxr.data.datamodule import ImageDataModule
-from pneumocxr.models.base import PneumoNet
+from pneumocxr.networks.base import PneumoNet
 from pneumocxr.training.features import FeatureCache, FeatureDataModule
 from pneumocxr.training.module import Classifier
 

@@ -78,7 +78,7 @@ def main() -> None:
 
 
 def _fail_if_disk_full(err: BaseException) -> None:
-    from pneumocxr.fileio import disk_full_message, is_disk_full
+    from pneumocxr.fileio.atomic import disk_full_message, is_disk_full
 
     if is_disk_full(err):
         _fail(disk_full_message(err))

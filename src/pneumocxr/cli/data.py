@@ -50,8 +50,8 @@ def split(
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.download import resolve_data
     from pneumocxr.data.split import PROTOCOLS, split_summary
-    from pneumocxr.fileio import check_can_create
-    from pneumocxr.training.rundir import write_splits
+    from pneumocxr.data.split_file import write_splits
+    from pneumocxr.fileio.folders import check_can_create
 
     check_can_create(out)  # now; the folder itself is made when its files are written
     root = resolve_data(_data_folder(data, labels))
@@ -84,8 +84,8 @@ def preview(
 ):
     """Write a 4x4 grid of augmented training images."""
     from pneumocxr.data.download import resolve_data
-    from pneumocxr.fileio import check_output_file, made_by_pneumocxr_png
-    from pneumocxr.pipeline import write_preview
+    from pneumocxr.fileio.outputs import check_output_file, made_by_pneumocxr_png
+    from pneumocxr.pipeline.tutorial import write_preview
 
     check_output_file(out, "--out", made_here=made_by_pneumocxr_png)
     write_preview(resolve_data(data), out, image_size, seed)
@@ -96,7 +96,7 @@ def preview(
 @app.command()
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """List the architectures with their parameter counts at their default input size."""
-    from pneumocxr.pipeline import model_table
+    from pneumocxr.pipeline.tutorial import model_table
 
     rows = model_table()
     if as_json:
@@ -120,7 +120,7 @@ def dicom2png(
     ] = False,
 ):
     """Convert DICOM radiographs to 8-bit PNGs (LUTs, MONOCHROME1, the tutorial's scaling)."""
-    from pneumocxr.data.dicom import dicom_to_png
+    from pneumocxr.data.dicom_convert import dicom_to_png
 
     written, failures = dicom_to_png(source, target, overwrite)
     for _, reason in failures:

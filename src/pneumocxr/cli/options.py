@@ -245,7 +245,7 @@ SplitsFromOpt = Annotated[
 def _card(threshold, threshold_on, min_sensitivity, external, calibrate_on=None,
           calibration=None, refer_at_most=None, splits_from=None):  # fmt: skip
     """export's and ensemble's options for what model.json records (evaluation.validation)."""
-    from pneumocxr.evaluation.validation import Card
+    from pneumocxr.training.card import Card
 
     return Card(threshold, threshold_on, min_sensitivity, external, calibrate_on,
                 calibration.value if calibration else None, refer_at_most, splits_from)  # fmt: skip
@@ -323,7 +323,7 @@ def _data_folder(data, spec):
 def _allow_pickle(weights: str, trusted: bool) -> None:
     """--trust-pickle: the user vouches for this weights file."""
     if trusted and weights not in ("default", "none"):
-        from pneumocxr.models.weights import trust_pickle
+        from pneumocxr.networks.weights import trust_pickle
 
         trust_pickle(weights)
 

@@ -141,10 +141,10 @@ def train(
     """Train one model into a run folder and export its best weights (on several devices or
     machines with --devices, --num-nodes: docs/SCALING.md)."""
     from pneumocxr.data.download import resolve_data
+    from pneumocxr.training.config import TrainConfig
+    from pneumocxr.training.fit import train as run_training
     from pneumocxr.training.rundir import find_run_dir, read_config
     from pneumocxr.training.scaling import is_global_zero
-    from pneumocxr.training.trainer import TrainConfig
-    from pneumocxr.training.trainer import train as run_training
 
     if restart and resume is None:
         raise PneumoError("--restart goes with --resume RUN")
@@ -236,7 +236,7 @@ def run(
 ):
     """The tutorial from the top: split, plots, SmallNet and a transfer model, side by side."""
     from pneumocxr.data.download import resolve_data
-    from pneumocxr.pipeline import run_tutorial
+    from pneumocxr.pipeline.tutorial import run_tutorial
 
     _allow_pickle(transfer_weights, trust_pickle)
     run_tutorial(

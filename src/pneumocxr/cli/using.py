@@ -55,10 +55,10 @@ def predict(
     from pneumocxr.display import display_path
 
     if csv is not None:  # before any work, and never over an input or a stranger's file
-        from pneumocxr.fileio import INPUT_SUFFIXES, check_output_file, starts_with
+        from pneumocxr.fileio.outputs import INPUT_SUFFIXES, check_output_file, starts_with
 
         check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
-    from pneumocxr.evaluation.inference import expand_inputs
+    from pneumocxr.inference.inputs import expand_inputs
 
     loaded = load_model(model or "default")
     settings = loaded.settings(threshold, scope_check == OnOff.on)
@@ -79,8 +79,8 @@ def predict(
                 f"{display_path(answer.path)}\t{answer.label}\t{answer.p_pneumonia:.4f}{extra}"
             )
     if csv is not None and found:
-        from pneumocxr.evaluation.inference import ANSWER_COLUMNS, answers_table
-        from pneumocxr.fileio import write_csv
+        from pneumocxr.fileio.formats import write_csv
+        from pneumocxr.inference.answers import ANSWER_COLUMNS, answers_table
 
         write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
     if failures and not found:
@@ -135,7 +135,7 @@ def evaluate(
 ):
     """Metrics with 95% CIs over every image, the decisions (out of scope, referred, answered),
     calibration (ECE, Brier), report, confusion matrix, ROC, reliability and risk-coverage."""
-    from pneumocxr.pipeline import evaluate_to_folder
+    from pneumocxr.pipeline.assess import evaluate_to_folder
 
     metrics = evaluate_to_folder(
         model,
@@ -188,7 +188,7 @@ def compare(
     """One ROC plot with every model, and a table of their metrics, calibration and decisions
     (markdown and JSON); with --external, internal and external side by side with the gap."""
     from pneumocxr.evaluation.evaluate import comparison_markdown
-    from pneumocxr.pipeline import compare_models
+    from pneumocxr.pipeline.assess import compare_models
 
     table = compare_models(
         models,
@@ -217,7 +217,7 @@ def gradcam(
     """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
     the decision. Unreadable images are skipped with a warning."""
     from pneumocxr.display import display_path
-    from pneumocxr.pipeline import gradcam_to_folder
+    from pneumocxr.pipeline.assess import gradcam_to_folder
 
     for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
         typer.echo(f"wrote {display_path(path)}")
@@ -246,7 +246,7 @@ def stress(
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
-    from pneumocxr.pipeline import stress_to_folder
+    from pneumocxr.pipeline.assess import stress_to_folder
 
     summary = stress_to_folder(
         model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=labels
@@ -275,7 +275,7 @@ def agreement(
 ):
     """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs."""
     from pneumocxr.evaluation.agreement import agreement_text
-    from pneumocxr.pipeline import rater_agreement
+    from pneumocxr.pipeline.assess import rater_agreement
 
     result = rater_agreement(ratings, model, threshold)
     typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
@@ -308,7 +308,7 @@ def export(
     """Copy an exported model elsewhere, optionally as float16 or as an ONNX graph, with its
     metadata; optionally with a new operating threshold, calibration, UNCERTAIN band, scope
     check and external-validation figures."""
-    from pneumocxr.pipeline import export_model
+    from pneumocxr.pipeline.export import export_model
 
     card = replace(card, splits_from=splits_from)
     written = export_model(model, out, half, overwrite, card, export_format.value)
@@ -325,7 +325,7 @@ def ensemble(
 ):
     """Combine models into one that averages their logits (out of scope when any member says
     so); every command takes the folder."""
-    from pneumocxr.pipeline import make_ensemble
+    from pneumocxr.pipeline.export import make_ensemble
 
     path, figures = make_ensemble(models, out, card, overwrite)
     typer.echo(f"threshold {figures['threshold']:.4f} ({figures['threshold_method']})")

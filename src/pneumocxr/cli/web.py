@@ -75,7 +75,7 @@ def loadtest(
     from pneumocxr.serve.loadtest import check_target, load_test, table
 
     check_target(url)  # before anything else: nothing goes to another machine
-    from pneumocxr.evaluation.inference import expand_inputs
+    from pneumocxr.inference.inputs import expand_inputs
 
     try:
         levels = [int(x) for x in clients.split(",") if x.strip()]

@@ -24,8 +24,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry
-from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import link_problem
+from pneumocxr.errors import PneumoError, first_line
+from pneumocxr.fileio.folders import link_problem
 
 # The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
 # external programs (EPS calls Ghostscript), and none of them is a radiograph export.
@@ -78,7 +78,7 @@ def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     except FileNotFoundError:
         raise PneumoError(f"image not found: {path}") from None
     except OSError as err:  # a folder, no permission...
-        raise PneumoError(f"{path}: not a readable image ({_reason(err)})") from None
+        raise PneumoError(f"{path}: not a readable image ({first_line(err, 200)})") from None
 
 
 def read_gray_bytes(
@@ -124,7 +124,7 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
             f"{MAX_PIXELS / 1e6:.0f}); a decompression bomb or not a radiograph"
         ) from None
     except _DECODE_ERRORS as err:
-        raise PneumoError(f"{where}not a readable image ({_reason(err)})") from None
+        raise PneumoError(f"{where}not a readable image ({first_line(err, 200)})") from None
 
 
 def gray_from_image(image: Image.Image) -> Image.Image:
@@ -134,7 +134,7 @@ def gray_from_image(image: Image.Image) -> Image.Image:
     try:
         return _to_gray8(image.copy())
     except _DECODE_ERRORS as err:
-        raise PneumoError(f"not a usable image ({_reason(err)})") from None
+        raise PneumoError(f"not a usable image ({first_line(err, 200)})") from None
 
 
 def gray_from_array(array) -> Image.Image:
@@ -334,7 +334,3 @@ def _to_gray8(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA").convert("RGB")
     return image.convert("L")
 
-
-def _reason(err: Exception) -> str:
-    text = str(err) or type(err).__name__
-    return text.splitlines()[0][:200]

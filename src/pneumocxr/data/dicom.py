@@ -10,15 +10,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from pneumocxr.data.limits import check_geometry
-from pneumocxr.errors import PneumoError
+from pneumocxr.errors import PneumoError, first_line
 
 # Modalities that are not pictures of anatomy, even when they carry pixel-like data
 # (dose grids, segmentations, waveforms, documents, reports).
@@ -236,9 +234,6 @@ def _scrub(text: str, ds) -> str:
     return text
 
 
-def _first_line(err: Exception) -> str:
-    return (str(err) or type(err).__name__).strip().splitlines()[0][:300]
-
 
 # pydicom lists each decoder's error on the lines after this one.
 _ALL_PLUGINS_FAILED = re.compile(r"raised by all available plugins:\s*\n\s*(.+)")
@@ -248,7 +243,7 @@ def _decode_failure(err: Exception, ds) -> str:
     """pydicom's reason, with the first decoder's own reason when every decoder failed."""
     found = _ALL_PLUGINS_FAILED.search(str(err))
     if not found:
-        return _first_line(err)
+        return first_line(err)
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     name = getattr(syntax, "name", None) or "compressed"
     return f"no installed decoder could decode its {name} pixel data: {found.group(1)[:200]}"
@@ -272,69 +267,3 @@ warnings.filterwarnings("ignore", module=r"(pydicom|pneumocxr\.data\.dicom)(\.|$
 def _rgb_to_gray(ds, pixels: np.ndarray) -> np.ndarray:
     # pydicom's pixel_array has already converted YBR colour spaces to RGB.
     return pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def dicom_to_png(source, target, overwrite: bool = False):
-    """Convert a DICOM file, or every DICOM in a folder tree, to 8-bit 3-channel PNGs.
-
-    A file goes to TARGET when that ends in .png, else into the folder TARGET. A folder keeps
-    its layout under `target`. Existing PNGs are replaced only with `overwrite`. Returns the
-    PNGs written and (path, reason) for files that failed; fails if none could be converted.
-    """
-    from PIL import Image
-
-    from pneumocxr.fileio import atomic_path, link_problem
-
-    source, target = Path(source), Path(target)
-    if not source.exists():
-        raise PneumoError(link_problem(source) or f"no such file or folder: {source}")
-    if source.is_file():
-        single = target.suffix.lower() == ".png" and not target.is_dir()
-        jobs = [(source, target if single else target / f"{source.stem}.png")]
-    else:
-        from pneumocxr.data.index import walk_files
-
-        files = [p for p in walk_files(source) if p.is_file() and is_dicom(p)]
-        if not files:
-            raise PneumoError(f"no DICOM files under {source}")
-        jobs = list(zip(files, _png_names(files, source, target)))
-    if not overwrite:
-        _refuse_existing([dst for _, dst in jobs])
-    written, failures = [], []
-    for src, dst in jobs:
-        try:
-            gray = read_dicom_gray(src)
-        except PneumoError as err:
-            if source.is_file():
-                raise
-            failures.append((str(src), str(err)))
-            continue
-        with atomic_path(dst) as tmp:
-            Image.fromarray(gray).convert("RGB").save(tmp, format="PNG")
-        written.append(dst)
-    return written, failures
-
-
-def _refuse_existing(targets: list[Path]) -> None:
-    """Before converting anything: a second run must not silently replace the first's PNGs."""
-    found = [t for t in targets if os.path.lexists(t)]
-    if found:
-        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-        raise PneumoError(
-            f"{found[0]}{more} already exist; pass --overwrite to replace them (nothing was "
-            "written)"
-        )
-
-
-def _png_names(files: list[Path], source: Path, target: Path) -> list[Path]:
-    """One PNG per DICOM: `scan.dcm` -> `scan.png`, unless another file (`scan`, `scan.dicom`)
-    would get that name too; then each of them keeps its full name (`scan.dcm.png`)."""
-    rel = [f.relative_to(source) for f in files]
-    names = [target / r.with_suffix(".png") for r in rel]
-    taken = {f.resolve() for f in files}  # never write over a DICOM (target may be source)
-    clashes = {n for n in names if names.count(n) > 1 or n.resolve() in taken}
-    names = [target / r.parent / f"{r.name}.png" if n in clashes else n for n, r in zip(names, rel)]
-    if len(set(names)) < len(names) or any(n.resolve() in taken for n in names):
-        clash = next(n for n in names if names.count(n) > 1 or n.resolve() in taken)
-        raise PneumoError(f"two DICOM files would both be written to {clash}; rename one")
-    return names

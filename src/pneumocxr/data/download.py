@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import ensure_dir
+from pneumocxr.fileio.folders import ensure_dir
 
 log = logging.getLogger("pneumocxr")
 HANDLE = "paultimothymooney/chest-xray-pneumonia"

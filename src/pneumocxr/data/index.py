@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pneumocxr import CLASS_NAMES
 from pneumocxr.data.dicom import is_dicom
 from pneumocxr.data.duplicates import drop_copies
 from pneumocxr.errors import PneumoError
+from pneumocxr.task import CLASS_NAMES
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `predict` needs none
     import pandas as pd

@@ -6,10 +6,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from pneumocxr import CLASS_NAMES
 from pneumocxr.data.augment import Augment
 from pneumocxr.data.index import class_counts
 from pneumocxr.data.split import SPLITS
+from pneumocxr.task import CLASS_NAMES
 
 CLASS_COLORS = {"NORMAL": "#4c78a8", "PNEUMONIA": "#e45756"}
 

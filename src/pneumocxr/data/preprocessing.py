@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-NO_NORMALISATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-IMAGENET_NORMALISATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+from pneumocxr.task import NO_NORMALISATION
 
 
 @dataclass(frozen=True)

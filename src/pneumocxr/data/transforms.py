@@ -33,3 +33,10 @@ def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> to
     images = to_unit(images) if augment is None else augment(images)
     images = normalise(images, prep.mean, prep.std, prep.channels)
     return images.contiguous(memory_format=torch.channels_last)
+
+
+def network_input(unit: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """[0, 1] gray (or RGB) images at the network's size -> its channels and normalisation,
+    channels-last (what `prepare_batch` gives for uint8 images)."""
+    x = normalise(unit, prep.mean, prep.std, prep.channels)
+    return x.contiguous(memory_format=torch.channels_last)

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.data.decode import unreadable_error
 from pneumocxr.data.index import index_images
 from pneumocxr.data.labels import image_table
+from pneumocxr.data.split_file import read_splits, splits_source
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import Settings, predict_paths
 from pneumocxr.evaluation.metrics import (
     CI_METRICS,
     answered_metrics,
@@ -28,9 +29,10 @@ from pneumocxr.evaluation.plots import (
     risk_coverage_figure,
     roc_figure,
 )
-from pneumocxr.fileio import ensure_dir, save_figure, write_csv, write_json, write_text
-from pneumocxr.models.io import LoadedModel
-from pneumocxr.training.rundir import read_splits
+from pneumocxr.fileio.folders import ensure_dir
+from pneumocxr.fileio.formats import save_figure, write_csv, write_json, write_text
+from pneumocxr.inference.answers import Settings
+from pneumocxr.inference.predict import predict_paths
 
 log = logging.getLogger("pneumocxr")
 TABLE_METRICS = (
@@ -215,11 +217,3 @@ def comparison_markdown(table: pd.DataFrame) -> str:
         for name, row in zip(table.index, table.itertuples(index=False))
     ]
     return "\n".join([header, rule, *rows]) + "\n"
-
-
-def splits_source(model_dir: Path) -> Path:
-    """splits.csv of a model's run: beside the model, or one folder up for `run` sub-runs."""
-    for folder in (model_dir, model_dir.parent):
-        if (folder / "splits.csv").is_file():
-            return folder / "splits.csv"
-    raise PneumoError(f"no splits.csv in {model_dir} or its parent; use --data instead of --split")

@@ -12,7 +12,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pneumocxr import CLASS_NAMES
+from pneumocxr.task import CLASS_NAMES
 
 CI_METRICS = ("accuracy", "auc", "sensitivity", "specificity")
 
@@ -136,7 +136,7 @@ def report_text(labels, probs, metrics: dict, title: str = "") -> str:
 def calibration_metrics(labels, probs, raw_probs=None, n_boot: int = 1000, seed: int = 0):
     """ECE (10 equal-width bins) and Brier score with bootstrap CIs; with `raw_probs`, the same
     for the network's uncalibrated sigmoid."""
-    from pneumocxr.models.calibration import calibration_error
+    from pneumocxr.decision.calibration import calibration_error
 
     labels = np.asarray(labels).astype(int)
     result = {}
@@ -182,7 +182,7 @@ COVERAGES = tuple(round(c, 2) for c in np.arange(0.5, 1.0001, 0.05))
 def risk_coverage(labels, probs, threshold: float) -> dict:
     """Accuracy and sensitivity of the answered images when only the most confident share is
     answered (confidence: distance of the logit from the threshold's), for each coverage."""
-    from pneumocxr.models.calibration import logit
+    from pneumocxr.decision.calibration import logit
 
     labels = np.asarray(labels).astype(int)
     probs = np.asarray(probs, dtype=np.float64)

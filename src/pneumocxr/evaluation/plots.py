@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
 
-from pneumocxr import CLASS_NAMES
+from pneumocxr.task import CLASS_NAMES
 
 
 def confusion_figure(metrics: dict, title: str = "Confusion matrix"):

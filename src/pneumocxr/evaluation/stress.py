@@ -16,11 +16,11 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.data.corruptions import CORRUPTIONS, MEDMNIST_C
 from pneumocxr.data.decode import decode_all, unreadable_error
 from pneumocxr.errors import PneumoError
-from pneumocxr.evaluation.inference import predict_images
-from pneumocxr.models.io import LoadedModel
+from pneumocxr.inference.predict import predict_images
 
 log = logging.getLogger("pneumocxr")
 SEVERITIES = (1, 2, 3, 4, 5)

@@ -16,13 +16,13 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from PIL import Image
 
-from pneumocxr import CLASS_NAMES
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.artifact.onnx_load import NO_GRADCAM
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import folder_label
-from pneumocxr.data.transforms import prepare_batch
+from pneumocxr.data.transforms import to_unit
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.ensemble import Ensemble
-from pneumocxr.models.io import LoadedModel
+from pneumocxr.task import CLASS_NAMES
 
 
 @dataclass
@@ -36,21 +36,29 @@ class Explanation:
     note: str | None = None  # why the file's header puts it out of scope
 
 
-def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of the chosen class for each input, upsampled to the input size, in [0, 1].
+def gradcam_heatmaps(predictor, unit: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of the chosen class for [0, 1] gray images, at their size, in [0, 1].
 
-    An ensemble's heatmap is the mean of its members' (each for the ensemble's decision)."""
-    model.eval()
-    if isinstance(model, Ensemble):
-        size = inputs.shape[-2:]
-        maps = []
-        for member in model.members:
-            member_inputs = model.member_input(member, inputs.detach()).requires_grad_(True)
-            heat = torch.from_numpy(gradcam_heatmaps(member, member_inputs, signs))[:, None]
-            maps.append(torch.nn.functional.interpolate(heat, size=size, mode="bilinear"))
-        mean = torch.stack(maps).mean(dim=0)[:, 0]
-        peak = mean.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
-        return (mean / peak).numpy()
+    A predictor of several networks (an ensemble) gets the mean of its members' heat maps,
+    each for the ensemble's decision."""
+    predictor.eval()
+    members = predictor.members()
+    if len(members) == 1:
+        return network_heatmaps(members[0], predictor.member_unit(members[0], unit), signs)
+    maps = []
+    for member in members:
+        heat = network_heatmaps(member, predictor.member_unit(member, unit), signs)
+        heat = torch.from_numpy(heat)[:, None]
+        maps.append(torch.nn.functional.interpolate(heat, size=unit.shape[-2:], mode="bilinear"))
+    mean = torch.stack(maps).mean(dim=0)[:, 0]
+    peak = mean.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
+    return (mean / peak).numpy()
+
+
+def network_heatmaps(member, unit: torch.Tensor, signs: torch.Tensor) -> np.ndarray:
+    """Grad-CAM of one network (a NetworkPredictor's) at its input size, in [0, 1]."""
+    model = member.network.eval()
+    inputs = member.network_input(unit.detach()).requires_grad_(True)
 
     def score(x):
         return model(x) * signs.view(-1, 1)
@@ -65,9 +73,7 @@ def gradcam_heatmaps(model, inputs: torch.Tensor, signs: torch.Tensor) -> np.nda
 
 def require_gradcam(loaded: LoadedModel) -> None:
     """Refuse, in one line, a model without gradients (an ONNX export)."""
-    if not loaded.model.explainable:
-        from pneumocxr.models.onnx_model import NO_GRADCAM
-
+    if not loaded.predictor.explainable:
         raise PneumoError(NO_GRADCAM)
 
 
@@ -97,13 +103,13 @@ def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0
     """`explain_files` for images already decoded at the model's size (N x S x S uint8);
     `probability` is calibrated, `threshold` on that scale."""
     require_gradcam(loaded)
-    inputs = prepare_batch(torch.from_numpy(images)[:, None], loaded.preprocessing)
-    with torch.no_grad():
-        logits = loaded.model(inputs).squeeze(1)
+    unit = to_unit(torch.from_numpy(images)[:, None])
+    with torch.no_grad():  # the prediction path's logits: the heat map is for its answer
+        logits = loaded.predictor.logits(unit)
     probs = torch.from_numpy(loaded.calibration.apply(logits.numpy()))
     predicted_pneumonia = probs >= threshold
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)
-    heatmaps = gradcam_heatmaps(loaded.model, inputs.requires_grad_(True), signs)
+    heatmaps = gradcam_heatmaps(loaded.predictor, unit, signs)
     return [
         Explanation("", img, heat, float(prob), CLASS_NAMES[int(pos)], None)
         for img, heat, prob, pos in zip(images, heatmaps, probs, predicted_pneumonia)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from pneumocxr import __version__
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import read_json, write_text
+from pneumocxr.fileio.formats import read_json, write_text
+from pneumocxr.task import __version__
 
 SECTIONS = {  # file in a model's sub-run -> what it shows
     "history": "history.png",

@@ -22,14 +22,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pneumocxr import __version__
+from pneumocxr.artifact.onnx_load import NO_GRADCAM
 from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
-from pneumocxr.models.onnx_model import NO_GRADCAM
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
 from pneumocxr.serve.guards import LOOPBACK_NAMES, HostCheck, multipart_detail
 from pneumocxr.serve.service import Service
+from pneumocxr.task import __version__
 
 STATIC = Path(__file__).resolve().parent / "static"
 MULTIPART_SLACK = 64 * 1024  # the form's own headers and boundaries around the file

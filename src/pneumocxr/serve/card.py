@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
+from pneumocxr.decision.band import Band
 from pneumocxr.display import without_paths as _without_paths
-from pneumocxr.evaluation.inference import DEFAULT_MODEL_DIR
-from pneumocxr.models.calibration import Band
-from pneumocxr.models.io import LoadedModel
 
 FIGURES = ("n", "auc", "accuracy", "sensitivity", "specificity")
 
@@ -34,7 +34,7 @@ def model_card(loaded: LoadedModel, name: str, threshold: float, band: Band | No
         "threshold": threshold,
         "threshold_method": _without_paths(meta.get("threshold_method")),
         "image_size": loaded.preprocessing.image_size,
-        "gradcam": loaded.model.explainable,  # false for an ONNX export
+        "gradcam": loaded.predictor.explainable,  # false for an ONNX export
         "created": meta.get("created"),
         "pneumocxr_version": meta.get("pneumocxr_version"),
         "pretrained_from": _dict(meta.get("weights")).get("pretrained_from"),

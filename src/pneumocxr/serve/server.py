@@ -78,7 +78,7 @@ PRIVATE_PREFIX = "pneumocxr-serve-"
 def remove_stale_private_folders() -> None:
     """Remove the private temporary folders (`pneumocxr-serve-PID-xxxx`) of servers whose
     process is gone; those of running servers, and older names without a PID, stay."""
-    from pneumocxr.fileio import process_alive
+    from pneumocxr.fileio.folders import process_alive
 
     for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*"):
         pid = folder.name[len(PRIVATE_PREFIX) :].split("-", 1)[0]

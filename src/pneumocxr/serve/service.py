@@ -1,7 +1,7 @@
 """What the app does with an upload, through the same functions as the CLI and the API.
 
 Decoding is `data.decode.read_gray_bytes` + `squash` (the `predict` path's decoding, from
-memory, with the DICOM header's scope note), answers `evaluation.inference.predict_arrays`
+memory, with the DICOM header's scope note), answers `inference.predict.predict_arrays`
 (scope check, calibration, decision), Grad-CAM `explain.gradcam.explain_pixels` and `overlay`.
 Nothing here computes anything of its own.
 """
@@ -17,17 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.artifact.resolve import model_name, resolve_model
 from pneumocxr.data.decode import SCOPE_NOTE, read_gray_bytes, squash
 from pneumocxr.data.index import DICOM_SUFFIXES
-from pneumocxr.evaluation.inference import (
-    Prediction,
-    Settings,
-    model_name,
-    predict_arrays,
-    resolve_model,
-)
 from pneumocxr.explain.gradcam import explain_pixels, overlay
-from pneumocxr.models.io import LoadedModel
+from pneumocxr.inference.answers import Prediction, Settings
+from pneumocxr.inference.predict import predict_arrays
 
 DISPLAY_SIZE = 384  # longest side of the pictures sent back (the model sees 224 or so)
 
@@ -57,7 +53,7 @@ class Service:
         self.threshold = self.settings.threshold
         self.name = model_name(loaded)
         self.size = loaded.preprocessing.image_size
-        self.explainable = loaded.model.explainable  # Grad-CAM: not for an ONNX export
+        self.explainable = loaded.predictor.explainable  # Grad-CAM: not for an ONNX export
 
     @classmethod
     def load(cls, model=None, threshold="model", max_pixels: int = 40_000_000) -> Service:

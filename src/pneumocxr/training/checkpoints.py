@@ -22,7 +22,8 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import atomic_path, ensure_dir
+from pneumocxr.fileio.atomic import atomic_path
+from pneumocxr.fileio.folders import ensure_dir
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

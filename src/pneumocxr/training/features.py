@@ -21,7 +21,7 @@ import torch
 
 from pneumocxr.data.datamodule import loader, make_augment
 from pneumocxr.data.transforms import prepare_batch
-from pneumocxr.models.base import PneumoNet
+from pneumocxr.networks.base import PneumoNet
 
 
 def _device() -> torch.device:

@@ -9,7 +9,8 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 
-from pneumocxr.fileio import atomic_path, save_figure
+from pneumocxr.fileio.atomic import atomic_path
+from pneumocxr.fileio.formats import save_figure
 from pneumocxr.training.module import METRIC_NAMES
 
 log = logging.getLogger("pneumocxr")

@@ -13,7 +13,7 @@ from torchmetrics.classification import (
     BinaryRecall,
 )
 
-from pneumocxr.models.base import PneumoNet
+from pneumocxr.networks.base import PneumoNet
 
 METRIC_NAMES = ("loss", "accuracy", "recall", "precision", "auc")
 # Validation loaders in order: the validation split, then the external set when given.

@@ -5,13 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pandas as pd
-
-from pneumocxr.data.plots import distribution_figure
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio import ensure_dir, read_csv, read_json, save_figure, write_csv, write_json
+from pneumocxr.fileio.folders import ensure_dir
+from pneumocxr.fileio.formats import read_json, write_json
 
-SPLITS_NAME = "splits.csv"
 CONFIG_NAME = "config.json"
 STATE_NAME = "state.json"
 
@@ -28,28 +25,6 @@ def new_run_dir(out, prefix: str) -> Path:
         except FileExistsError:
             continue
     raise PneumoError(f"cannot create a new run folder in {out}")
-
-
-def write_splits(run_dir: Path, table: pd.DataFrame) -> None:
-    columns = ["path", "label", "patient", "subtype", "source", "split"]
-    write_csv(Path(run_dir) / SPLITS_NAME, table[[c for c in columns if c in table]])
-    save_figure(distribution_figure(table), Path(run_dir) / "distribution.png")
-
-
-def read_splits(path) -> pd.DataFrame:
-    path = Path(path)
-    if path.is_dir():
-        path = path / SPLITS_NAME
-    if not path.is_file():
-        raise PneumoError(f"no {SPLITS_NAME} at {path}")
-    try:
-        table = read_csv(path, keep_default_na=False, dtype=str)
-    except ValueError as err:  # empty, binary or ragged (pandas errors are ValueErrors)
-        raise PneumoError(f"{path} is not a readable CSV file ({err})") from None
-    missing = {"path", "label", "patient", "split"} - set(table.columns)
-    if missing:
-        raise PneumoError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
-    return table
 
 
 def read_config(run_dir: Path) -> dict:

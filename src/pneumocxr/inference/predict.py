@@ -1,0 +1,55 @@
+"""Prediction on files and on decoded images: the same decode and preprocessing as training,
+from model.json; files decoded in chunks while the model runs on the previous one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.data.decode import DecodeStream
+from pneumocxr.inference.answers import Prediction, Settings, answers, answers_table
+from pneumocxr.inference.batches import batch_logits, batch_outputs, predict_logits
+
+
+def predict_files(loaded: LoadedModel, paths, settings: Settings, batch_size: int = 32):
+    """(answers for the readable files in input order, [(path, reason)] failures).
+
+    Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
+    memory does not grow with the number of files; the batches are those of `predict_pixels`.
+    """
+    paths = list(paths)
+    stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
+    logits, scopes = _outputs(loaded, stream, settings)
+    kept = [i for i, ok in enumerate(stream.ok) if ok]
+    notes = [stream.notes.get(i) for i in kept]
+    names = [str(paths[i]) for i in kept]
+    return answers(loaded, names, logits, scopes, notes, settings), stream.failures
+
+
+def predict_arrays(loaded: LoadedModel, pixels, settings: Settings, names=None, notes=None,
+                   batch_size: int = 64) -> list[Prediction]:  # fmt: skip
+    """Answers for images already decoded at the model's size (N x 1 x S x S uint8)."""
+    starts = range(0, len(pixels), batch_size)
+    logits, scopes = _outputs(loaded, (pixels[s : s + batch_size] for s in starts), settings)
+    names = names or [""] * len(logits)
+    return answers(loaded, names, logits, scopes, notes or [None] * len(logits), settings)
+
+
+def _outputs(loaded: LoadedModel, batches, settings: Settings):
+    if settings.scope_check and loaded.has_scope:
+        return batch_outputs(loaded.predictor, batches)
+    return batch_logits(loaded.predictor, batches), None
+
+
+def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, settings=None):
+    """(table of answers for readable files, list of (path, reason) failures); `p_pneumonia`
+    is calibrated. The table has `ANSWER_COLUMNS`, `predicted` and `p_raw`."""
+    settings = settings or Settings.of(loaded)
+    found, failures = predict_files(loaded, paths, settings, batch_size)
+    return answers_table(found), failures
+
+
+def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndarray:
+    """Calibrated P(pneumonia) for images already decoded at the model's size."""
+    return loaded.calibration.apply(predict_logits(loaded.predictor, pixels, batch_size))
+

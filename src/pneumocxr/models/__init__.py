@@ -1,1 +1,0 @@
-"""Layer 2: the architectures, their weights and their preprocessing contracts."""
