@@ -14,7 +14,7 @@ import torch
 
 from pneumocxr._malloc import tune_malloc
 from pneumocxr.data.transforms import prepare_batch
-from pneumocxr.models.registry import build_model
+from pneumocxr.networks.registry import build_model
 
 
 def main(name: str, tuned: bool, batch: int = 32, repeats: int = 3) -> None:

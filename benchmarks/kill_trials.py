@@ -26,9 +26,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 TRAIN = ROOT.parent / "shared" / "data" / "chest_xray" / "train"
 
 from corpus import good_model  # noqa: E402
-from pneumocxr.models.io import load_model, save_model  # noqa: E402
-from pneumocxr.models.smallnet import SmallNet  # noqa: E402
-from pneumocxr.pipeline import evaluate_to_folder, export_model  # noqa: E402
+from pneumocxr.artifact.load import load_model  # noqa: E402
+from pneumocxr.artifact.save import save_model  # noqa: E402
+from pneumocxr.networks.smallnet import SmallNet  # noqa: E402
+from pneumocxr.pipeline.assess import evaluate_to_folder  # noqa: E402
+from pneumocxr.pipeline.export import export_model  # noqa: E402
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

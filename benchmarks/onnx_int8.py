@@ -30,12 +30,12 @@ from onnxruntime.quantization import (
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from pneumocxr._malloc import tune_malloc
+from pneumocxr.artifact.resolve import resolve_model
 from pneumocxr.data.dataset import load_dataset
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images
 from pneumocxr.data.transforms import prepare_batch
-from pneumocxr.evaluation.inference import resolve_model
-from pneumocxr.models.predict import predict_logits
+from pneumocxr.inference.batches import predict_logits
 
 
 def export_onnx(model, path: Path) -> None:
@@ -97,7 +97,7 @@ def speed(runs: dict, pixels: torch.Tensor, rounds: int = 5) -> dict:
 def main(data: Path, external: Path) -> None:
     tune_malloc()
     loaded = resolve_model(None)
-    model, prep = loaded.model.eval(), loaded.preprocessing
+    model, prep = loaded.predictor.network.eval(), loaded.preprocessing
     dataset = load_dataset(data, prep.image_size, seed=42)
     split = dataset.split_index()
     calibration = dataset.pixels[split["train"][:: max(1, len(split["train"]) // 256)][:256]]

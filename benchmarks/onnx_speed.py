@@ -1,6 +1,6 @@
 """The shipped model in PyTorch (BatchNorm folded, eager: what `predict` runs) and as its ONNX
 export (`pneumocxr export default --format onnx`) in ONNX Runtime, through the same prediction
-path (`evaluation.inference.predict_arrays`: forward pass with the scope check, calibration,
+path (`inference.predict.predict_arrays`: forward pass with the scope check, calibration,
 decision). Run by `benchmarks/run.py onnx-speed` with OpenMP threads sleeping when idle, as the
 CLI has them (ONNX Runtime's sleep too: models/onnx_model.py).
 
@@ -30,9 +30,11 @@ from pathlib import Path
 import torch
 
 from pneumocxr._malloc import tune_malloc
+from pneumocxr.artifact.resolve import resolve_model
 from pneumocxr.data.decode import decode_all
-from pneumocxr.evaluation.inference import Settings, predict_arrays, resolve_model
-from pneumocxr.pipeline import export_model
+from pneumocxr.inference.answers import Settings
+from pneumocxr.inference.predict import predict_arrays
+from pneumocxr.pipeline.export import export_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = (ROOT / ".." / "shared" / "data" / "chest_xray" / "train").resolve()

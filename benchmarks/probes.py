@@ -25,7 +25,7 @@ from pneumocxr._malloc import tune_malloc
 from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import index_images
 from pneumocxr.data.transforms import prepare_batch
-from pneumocxr.models.registry import build_model
+from pneumocxr.networks.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared" / "data").resolve()

@@ -32,16 +32,16 @@ def score(run_dir: Path, external: Path) -> dict:
     import pandas as pd
     import torch
 
+    from pneumocxr.artifact.load import load_model
     from pneumocxr.data.dataset import subset_patients
     from pneumocxr.data.decode import decode_all
     from pneumocxr.data.index import index_images
     from pneumocxr.evaluation.stress import stress_test
-    from pneumocxr.models.io import load_model
-    from pneumocxr.models.predict import predict_logits
+    from pneumocxr.inference.batches import predict_logits
 
     loaded = load_model(run_dir)
     if torch.cuda.is_available():
-        loaded.model.cuda()
+        loaded.predictor.network.cuda()
     splits = pd.read_csv(run_dir / "splits.csv")
     val = splits[splits["split"] == "val"][["path", "label", "patient"]].reset_index(drop=True)
     outside = index_images(external)[["path", "label"]]
@@ -50,9 +50,9 @@ def score(run_dir: Path, external: Path) -> dict:
         pixels = decode_all(table["path"], loaded.preprocessing.image_size).pixels
         result[name] = {
             "y": (table["label"] == "PNEUMONIA").astype(int).tolist(),
-            "logit": [round(v, 4) for v in predict_logits(loaded.model, pixels).tolist()],
+            "logit": [round(v, 4) for v in predict_logits(loaded.predictor, pixels).tolist()],
             "logit_mirror": [
-                round(v, 4) for v in predict_logits(loaded.model, pixels.flip(-1)).tolist()
+                round(v, 4) for v in predict_logits(loaded.predictor, pixels.flip(-1)).tolist()
             ],
         }
     for name, table in (("val", subset_patients(val, 300, 0)), ("ext", outside)):

@@ -151,13 +151,9 @@ def calibration(save, repeats: int = 50) -> None:
     band's rule (docs/VALIDATION.md) with the shipped model's threshold."""
     import pneumocxr
     from pneumocxr.data.index import index_images
+    from pneumocxr.decision.band import fit_band
+    from pneumocxr.decision.calibration import calibration_error, fit_calibration, sigmoid
     from pneumocxr.evaluation.metrics import answered_metrics
-    from pneumocxr.models.calibration import (
-        calibration_error,
-        fit_band,
-        fit_calibration,
-        sigmoid,
-    )
 
     model = pneumocxr.load_model("default")
     table = index_images(EXTERNAL)
@@ -213,7 +209,7 @@ def _stats(values) -> dict:
 
 def _floor(probs: np.ndarray, n: int, rng, repeats: int = 200) -> dict:
     """ECE of a perfectly calibrated model with these probabilities, measured on n images."""
-    from pneumocxr.models.calibration import calibration_error
+    from pneumocxr.decision.calibration import calibration_error
 
     values = []
     for _ in range(repeats):
