@@ -29,11 +29,13 @@ run: $(VENV)/.installed
 system-deps:
 	@tools/system-deps.sh $(PYTHON)
 
-# The whole test suite (what .ci/run calls): lint, the dependency audit, pytest in two
+# The whole test suite (what .ci/run calls): lint, the layers of docs/ARCHITECTURE.md
+# (import-linter's contracts in pyproject.toml), the dependency audit, pytest in two
 # processes (TEST_WORKERS=0: one), a test file per process, one torch thread each (tests/conftest.py):
 # 12 minutes instead of 18 on two cores.
 test: system-deps $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python tools/audit.py requirements.lock $(if $(AUDIT_REQUIRED),--required)
 	$(BIN)/python -m pytest -n $(or $(TEST_WORKERS),2) --dist loadfile --durations=20
 
