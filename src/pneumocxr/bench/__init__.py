@@ -1,2 +1,5 @@
-"""Speed measurements (`pneumocxr bench`): layer 4, beside evaluation; uses the training and
-prediction code itself, not copies of it."""
+"""Speed measurements (`pneumocxr bench`), each beside its yardsticks measured in the same run
+(a plain eager PyTorch loop, a large GEMM); they run the training and prediction code itself.
+
+Belongs here: timing. Does not belong here: anything the answers depend on.
+"""

@@ -1,1 +1,5 @@
-"""Layer 4: explanations (Grad-CAM)."""
+"""Explanations: Grad-CAM heat maps (captum) of a predictor's networks, and their figures.
+
+Belongs here: why a network answered as it did. Does not belong here: the answer itself
+(`inference/`).
+"""
