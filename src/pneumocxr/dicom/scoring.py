@@ -27,8 +27,12 @@ from pneumocxr.dicom.report import build_report
 from pneumocxr.errors import PneumoError
 
 MAX_PIXELS = 64_000_000  # per frame, as `pneumocxr predict` allows (data/limits.py)
-# highdicom logs every attribute it copies into a result, naming the input: not the node's log.
+# highdicom logs every attribute it copies into a result, naming the input; pydicom's log and
+# warnings quote element values (names, dates): neither belongs in the node's log. Values are
+# not validated on reading, as `pneumocxr predict` reads them (data/dicom.py).
 logging.getLogger("highdicom").setLevel(logging.ERROR)
+logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
 @dataclass
