@@ -65,7 +65,10 @@ def _client(url: str):
 
     if not re.match(r"https?://", url):
         raise PneumoError(f"--url {url!r}: give the DICOMweb root, http(s)://host/dicom-web")
-    return DICOMwebClient(url=url.rstrip("/"), timeout=60)
+    client = DICOMwebClient(url=url.rstrip("/"), timeout=60)
+    # Busy servers (429, 503) get retried, but not for half a minute on a server that is down.
+    client.set_http_retry_params(max_attempts=3, wait_exponential_multiplier=250)
+    return client
 
 
 def _studies_since(client, since: str | None) -> list[str]:
