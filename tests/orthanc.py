@@ -10,7 +10,6 @@ temporary configuration and storage folder, the DICOMweb plugin loaded; stopped 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -134,6 +133,3 @@ class Orthanc:
             time.sleep(every)
         raise AssertionError(f"timed out after {timeout} s waiting for Orthanc")
 
-
-def orthanc_available() -> bool:
-    return ORTHANC.exists() and os.access(ORTHANC, os.X_OK)

@@ -217,6 +217,30 @@ def _number(ds, name: str) -> int | None:
         return None
 
 
+# What a DICOM shows, never whom: the tags the web page shows beside an answer.
+SHOWN_TAGS = {
+    "modality": "Modality",
+    "view_position": "ViewPosition",
+    "body_part": "BodyPartExamined",
+}
+
+
+def shown_header(source) -> dict[str, str] | None:
+    """Modality, view position and body part of a DICOM file (path or binary file object), as
+    printable codes; None when it cannot be read. No name, identifier or date."""
+    import pydicom
+
+    _quiet_pydicom()
+    try:
+        ds = pydicom.dcmread(
+            source, stop_before_pixels=True, specific_tags=list(SHOWN_TAGS.values())
+        )
+    except Exception:  # decoding, not this, reports a damaged file
+        return None
+    found = {key: _code(getattr(ds, name, "")) for key, name in SHOWN_TAGS.items()}
+    return {key: value for key, value in found.items() if value}
+
+
 def _code(value) -> str:
     """A code string as printable upper-case text of at most 32 characters."""
     text = " ".join(str(value or "").upper().replace("_", " ").split())
