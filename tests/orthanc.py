@@ -37,8 +37,10 @@ def free_port() -> int:
 
 
 class Orthanc:
-    def __init__(self, folder: Path, aet: str = "ORTHANC"):
+    def __init__(self, folder: Path, aet: str = "ORTHANC", **options):
+        """`options`: more configuration (e.g. ConcurrentJobs=4 for parallel C-STOREs)."""
         require_orthanc()
+        self.options = options
         self.folder = Path(folder)
         self.aet = aet
         self.http_port, self.dicom_port = free_port(), free_port()
@@ -64,6 +66,7 @@ class Orthanc:
             "SaveJobs": False,
             "StableAge": 1,
             "DicomScuTimeout": 30,
+            **self.options,
         }
         path = self.folder / "orthanc.json"
         path.write_text(json.dumps(config))
@@ -117,6 +120,12 @@ class Orthanc:
 
     def instances(self) -> list[dict]:
         return self.get("/instances?expand")
+
+    def lookup(self, uid: str) -> list[dict]:
+        """Orthanc's resources with this DICOM UID (empty when it holds none)."""
+        response = httpx.post(f"{self.url}/tools/lookup", content=uid, timeout=30)
+        response.raise_for_status()
+        return response.json()
 
     def file(self, instance_id: str) -> bytes:
         response = httpx.get(f"{self.url}/instances/{instance_id}/file", timeout=30)

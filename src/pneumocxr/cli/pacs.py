@@ -54,6 +54,9 @@ def listen(
     retry_delay: Annotated[
         float, typer.Option(min=0, help="Seconds before the first retry (doubling).")
     ] = 1.0,
+    associations: Annotated[
+        int, typer.Option(min=1, max=16, help="Concurrent C-STORE associations to --send-to.")
+    ] = 4,
 ):
     """A DICOM Storage SCP: scores each chest X-ray it receives and sends back an SR (and a
     Grad-CAM Secondary Capture) into the image's study."""
@@ -73,6 +76,7 @@ def listen(
         batch_size=batch_size,
         retries=retries,
         retry_delay=retry_delay,
+        associations=associations,
     )
     node = Node(load_model(model or "default"), config)
     stop = threading.Event()

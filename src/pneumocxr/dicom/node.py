@@ -37,6 +37,7 @@ class NodeConfig:
     batch_size: int = 16
     retries: int = 5
     retry_delay: float = 1.0
+    associations: int = 4  # concurrent C-STORE associations to send_to
 
 
 class Node:
@@ -44,7 +45,10 @@ class Node:
         self.config = config
         self.spool = Spool(config.spool)
         self.info = ModelInfo.of(model)
-        self.delivery = Delivery(self.spool, self._target(), config.retries, config.retry_delay)
+        threads = config.associations if config.send_to is not None else 1
+        self.delivery = Delivery(
+            self.spool, self._target, threads, config.retries, config.retry_delay
+        )
         self.worker = Worker(
             model, self.info, self.spool, self.delivery.add, config.heatmap, config.batch_size
         )

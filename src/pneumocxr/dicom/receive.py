@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 from pydicom.dataset import Dataset
 
@@ -29,6 +30,7 @@ SUCCESS, OUT_OF_RESOURCES, NOT_MATCHING, CANNOT_UNDERSTAND, INTERNAL = (
     0xC001,
 )
 VERIFICATION = "1.2.840.10008.1.1"
+SLOW_SECONDS = 5.0
 
 
 class Refused(Exception):
@@ -63,7 +65,7 @@ class Receiver:
         return ae.start_server((host, port), block=False, evt_handlers=handlers)
 
     def _on_store(self, event) -> Dataset:
-        calling = _calling(event)
+        calling, start = _calling(event), time.monotonic()
         try:
             uid = self.receive(event.encoded_dataset())
         except Refused as err:
@@ -76,6 +78,9 @@ class Receiver:
             return _status(INTERNAL, "internal error")
         self.received += 1
         self.queue(uid)
+        took = time.monotonic() - start
+        if took > SLOW_SECONDS:  # a PACS gives up after 10 to 30 s: say why it might have
+            log.warning("storing %s took %.1f s (a slow disk?)", uid, took)
         return _status(SUCCESS, "")
 
     def receive(self, data: bytes) -> str:

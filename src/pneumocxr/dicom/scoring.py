@@ -15,18 +15,20 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
 from pneumocxr.api import Prediction
 from pneumocxr.data.dicom import header_scope_of, read_dicom_gray_scoped
-from pneumocxr.dicom.capture import build_capture, overlay_picture
+from pneumocxr.dicom.capture import build_capture, overlay_picture, picture_base
 from pneumocxr.dicom.evidence import evidence_of, uid_problem
 from pneumocxr.dicom.model_info import ModelInfo
-from pneumocxr.dicom.report import build_report
+from pneumocxr.dicom.report_cache import reports_for
 from pneumocxr.errors import PneumoError
 
 MAX_PIXELS = 64_000_000  # per frame, as `pneumocxr predict` allows (data/limits.py)
+GRADCAM_BATCH = 4  # images per Grad-CAM pass: 16 at once took 1.9 GB of memory, 4 much less
 # highdicom logs every attribute it copies into a result, naming the input; pydicom's log and
 # warnings quote element values (names, dates): neither belongs in the node's log. Values are
 # not validated on reading, as `pneumocxr predict` reads them (data/dicom.py).
@@ -63,10 +65,29 @@ class DicomResult:
         return self.datasets[1] if len(self.datasets) > 1 else None
 
 
+@dataclass
+class Assessed:
+    """An instance after the model: its answer and, for a heat map, the picture to draw on
+    (at most SIDE pixels a side) and the Grad-CAM map."""
+
+    instance: Instance
+    answer: Prediction
+    base: np.ndarray | None = None
+    heatmap: np.ndarray | None = None
+
+
 def score(
     model, instances: list[Instance], heatmap: bool = True, info: ModelInfo | None = None
 ) -> list[DicomResult]:
     """Results for `instances`, in order (`model`: an api.Model)."""
+    info = info or ModelInfo.of(model)
+    return [build(found, info) for found in assess(model, instances, heatmap, info)]
+
+
+def assess(
+    model, instances: list[Instance], heatmap: bool = True, info: ModelInfo | None = None
+) -> list[Assessed]:
+    """The model's part of `score`: header rules, decoding, one batch, Grad-CAM."""
     info = info or ModelInfo.of(model)
     answers: list[Prediction | None] = [None] * len(instances)
     grays = {}
@@ -82,11 +103,20 @@ def score(
     order = sorted(grays)
     for i, found in zip(order, model.predict([grays[i] for i in order]) if order else []):
         answers[i] = found
-    heatmaps = _heatmaps(model, grays, answers) if heatmap else {}
-    return [
-        _result(item, answers[i], grays.get(i), heatmaps.get(i), info)
-        for i, item in enumerate(instances)
-    ]
+    assessed = [Assessed(item, answers[i]) for i, item in enumerate(instances)]
+    if heatmap:
+        _add_heatmaps(model, grays, assessed)
+    return assessed
+
+
+def build(found: Assessed, info: ModelInfo) -> DicomResult:
+    """The result datasets of one assessed instance (no model needed: another thread may)."""
+    evidence = evidence_of(found.instance.header)
+    datasets = [reports_for(info).build(evidence, found.answer)]
+    if found.heatmap is not None:
+        picture = overlay_picture(found.base, found.heatmap)
+        datasets.append(build_capture(evidence, picture, found.answer, info))
+    return DicomResult(evidence.SOPInstanceUID, evidence.StudyInstanceUID, found.answer, datasets)
 
 
 def decode(source):
@@ -106,19 +136,14 @@ def to_bytes(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def _heatmaps(model, grays: dict, answers: list) -> dict:
-    shown = [i for i in sorted(grays) if answers[i].in_scope]  # as the web app draws them
-    if not shown:
-        return {}
-    return dict(zip(shown, model.gradcam([grays[i] for i in shown])))
-
-
-def _result(item: Instance, answer, gray, heat, info: ModelInfo) -> DicomResult:
-    evidence = evidence_of(item.header)
-    datasets = [build_report(evidence, answer, info)]
-    if heat is not None:
-        datasets.append(build_capture(evidence, overlay_picture(gray, heat), answer, info))
-    return DicomResult(evidence.SOPInstanceUID, evidence.StudyInstanceUID, answer, datasets)
+def _add_heatmaps(model, grays: dict, assessed: list[Assessed]) -> None:
+    """Grad-CAM for the images in scope (as the web app draws them), a few at a time: its
+    gradients make memory grow with the batch."""
+    shown = [i for i in sorted(grays) if assessed[i].answer.in_scope]
+    for start in range(0, len(shown), GRADCAM_BATCH):
+        chunk = shown[start : start + GRADCAM_BATCH]
+        for i, heat in zip(chunk, model.gradcam([grays[i] for i in chunk])):
+            assessed[i].base, assessed[i].heatmap = picture_base(grays[i]), heat
 
 
 def _not_assessed(reason: str, info: ModelInfo) -> Prediction:

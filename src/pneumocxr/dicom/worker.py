@@ -1,18 +1,21 @@
-"""The node's scoring thread: takes spooled instances in batches, scores them, and commits
-their results to the spool's outbox.
+"""The node's scoring: takes spooled instances in batches, scores them, and commits their
+results to the spool's outbox.
 
 Batches are gathered like the web app's: whatever is waiting (up to `batch_size`), plus what
 arrives within a few milliseconds more, so that images sent one after the other share a
-forward pass. One thread runs the model; receiving and sending run beside it.
+forward pass. Two threads: the model's (decode, forward pass, Grad-CAM) and the writer's (the
+SR and Secondary Capture, the spool commit). The network releases the GIL, so building one
+batch's results overlaps the next batch's forward pass (docs/PACS.md, "Speed").
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 
-from pneumocxr.dicom.scoring import Instance, read_header, score
+from pneumocxr.dicom.scoring import Instance, assess, build, read_header
 from pneumocxr.dicom.spool import Spool
 from pneumocxr.errors import PneumoError
 
@@ -27,9 +30,11 @@ class Worker(threading.Thread):
         self.deliver = delivered  # called with each UID whose results are in the outbox
         self.heatmap, self.batch_size = heatmap, batch_size
         self._waiting: dict[str, None] = {}  # insertion-ordered: oldest first, no repeats
-        self._busy = False
+        self._in_flight = 0  # batches taken and not yet committed
         self._ready = threading.Condition()
         self._stopping = False
+        self._assessed: queue.Queue = queue.Queue(maxsize=2)  # bounds the pictures held
+        self._writer = threading.Thread(target=self._write, name="pneumocxr-results", daemon=True)
         self.scored = 0
 
     def add(self, uid: str) -> None:
@@ -44,18 +49,24 @@ class Worker(threading.Thread):
 
     def idle(self) -> bool:
         with self._ready:
-            return not self._waiting and not self._busy
+            return not self._waiting and not self._in_flight
 
     def run(self) -> None:
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
-            try:
-                self._score(batch)
-            finally:
-                with self._ready:
-                    self._busy = False
+        self._writer.start()
+        try:
+            while (batch := self._take()) is not None:
+                try:
+                    self._assessed.put(self._assess(batch))
+                except BaseException:
+                    self._done_with_batch()
+                    raise
+        finally:
+            self._assessed.put(None)
+            self._writer.join()
+
+    def _done_with_batch(self) -> None:
+        with self._ready:
+            self._in_flight -= 1
 
     def _take(self) -> list[str] | None:
         with self._ready:
@@ -71,10 +82,11 @@ class Worker(threading.Thread):
             batch = list(self._waiting)[: self.batch_size]
             for uid in batch:
                 del self._waiting[uid]
-            self._busy = True
+            self._in_flight += 1
             return batch
 
-    def _score(self, uids: list[str]) -> None:
+    def _assess(self, uids: list[str]) -> list:
+        """[(uid, Assessed)] for the batch's instances still in the spool."""
         instances, kept = [], []
         for uid in uids:
             path = self.spool.input_of(uid)
@@ -86,22 +98,37 @@ class Worker(threading.Thread):
             except PneumoError as err:
                 self._give_up(uid, err)
         if not instances:
-            return
+            return []
         try:
-            results = score(self.model, instances, self.heatmap, self.info)
-        except Exception:  # one bad instance must not cost the batch: score them one by one
-            if len(instances) > 1:
-                for uid in kept:
-                    self._score([uid])
-                return
-            self._give_up(kept[0], None)
+            return list(zip(kept, assess(self.model, instances, self.heatmap, self.info)))
+        except Exception:  # one bad instance must not cost the batch: assess them one by one
+            if len(instances) == 1:
+                self._give_up(kept[0], None)
+                return []
+            found = []
+            for uid in kept:
+                found += self._assess([uid])
+            return found
+
+    def _write(self) -> None:
+        while (batch := self._assessed.get()) is not None:
+            try:
+                for uid, assessed in batch:
+                    self._commit(uid, assessed)
+            finally:
+                self._done_with_batch()
+
+    def _commit(self, uid: str, assessed) -> None:
+        try:
+            result = build(assessed, self.info)
+        except Exception:  # a header highdicom will not take: kept, and said so
+            self._give_up(uid, None)
             return
-        for uid, result in zip(kept, results):
-            self.spool.commit(uid, result.datasets)
-            self.scored += 1
-            answer = result.prediction
-            log.info("scored %s: %s P=%.4f", uid, answer.label, answer.p_pneumonia)
-            self.deliver(uid)
+        self.spool.commit(uid, result.datasets)
+        self.scored += 1
+        answer = result.prediction
+        log.info("scored %s: %s P=%.4f", uid, answer.label, answer.p_pneumonia)
+        self.deliver(uid)
 
     def _give_up(self, uid: str, err) -> None:
         where = self.spool.set_aside(uid)
