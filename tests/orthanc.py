@@ -141,4 +141,3 @@ class Orthanc:
                 return found
             time.sleep(every)
         raise AssertionError(f"timed out after {timeout} s waiting for Orthanc")
-

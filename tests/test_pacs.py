@@ -15,21 +15,24 @@ import pydicom
 import pytest
 from pynetdicom import AE
 
-from conftest import cli
+from conftest import ROOT, cli, shared_images
 from orthanc import Orthanc
 from pacs_cases import (
     FAILURE,
     PATIENT_ID,
     PATIENT_NAME,
     bad_inputs,
+    chest_dx,
     compressed,
     out_of_scope,
     read_report,
+    sop_uid,
     xrays,
 )
 from pneumocxr.api import load_model
 from pneumocxr.dicom.node import Node, NodeConfig
 from pneumocxr.dicom.send import Destination
+from pneumocxr.dicom.uids import result_uid
 
 
 class Remember(logging.Handler):
@@ -64,7 +67,7 @@ def node(pacs, tmp_path_factory, logged):
         port=0,
         spool=tmp_path_factory.mktemp("spool"),
         send_to=Destination(pacs.aet, "127.0.0.1", pacs.dicom_port),
-        allow=[pacs.aet, "TESTSCU"],
+        allow=[pacs.aet, "TESTSCU", "ROUTER"],
         retry_delay=0.05,
     )
     running = Node(load_model("default"), config)
@@ -248,3 +251,19 @@ def test_logs_name_uids_never_patients(sent, logged, inputs):
         secrets |= {str(ds.get("PatientID", "")), *str(ds.get("PatientName", "")).split("^")}
     secrets = {s for s in secrets if len(s) >= 3}
     assert not [s for s in secrets if s in text]
+
+
+def test_the_documented_lua_rule_routes_chest_radiographs_only(node, pacs, inputs, tmp_path):
+    """examples/orthanc/route-to-pneumocxr.lua (docs/PACS.md) in a second Orthanc: a chest DX
+    is routed to the node, whose SR reaches the PACS; a CT and a hand are not routed."""
+    files, _ = inputs
+    received = node.receiver.received
+    script = ROOT / "examples/orthanc/route-to-pneumocxr.lua"
+    with Orthanc(tmp_path, aet="ROUTER", LuaScripts=[str(script)]) as router:
+        router.add_modality("pneumocxr", "PNEUMOCXR", node.port)
+        fresh = chest_dx(tmp_path / "routed.dcm", shared_images("PNEUMONIA", 1, 90)[0])
+        for path in (files["ct"], files["hand"], fresh):  # the DX last: routed in order
+            router.upload(path)
+        target = result_uid("sr", sop_uid(fresh), node.info.weights)
+        assert pacs.wait_for(lambda: pacs.lookup(target), timeout=60)
+    assert node.receiver.received == received + 1  # the DX only
