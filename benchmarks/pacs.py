@@ -49,10 +49,26 @@ class NodeProcess:
     """`pneumocxr dicom listen`, sending results to Orthanc; its log kept line by line."""
 
     def __init__(self, spool: Path, port: int, pacs: Orthanc, heatmap: bool):
-        command = [sys.executable, "-m", "pneumocxr.cli", "dicom", "listen", "--spool", str(spool),
-                   "--port", str(port), "--allow", pacs.aet, "--allow", "BENCH",
-                   "--send-to", f"{pacs.aet}@127.0.0.1:{pacs.dicom_port}", "--retry-delay", "0.2",
-                   *([] if heatmap else ["--no-heatmap"])]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pneumocxr.cli",
+            "dicom",
+            "listen",
+            "--spool",
+            str(spool),
+            "--port",
+            str(port),
+            "--allow",
+            pacs.aet,
+            "--allow",
+            "BENCH",
+            "--send-to",
+            f"{pacs.aet}@127.0.0.1:{pacs.dicom_port}",
+            "--retry-delay",
+            "0.2",
+            *([] if heatmap else ["--no-heatmap"]),
+        ]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         ready = threading.Event()
@@ -90,8 +106,13 @@ def make_inputs(folder: Path, count: int, offset: int = 0) -> list[Path]:
     """`count` DX files (new UIDs each call) from the shared X-rays, both classes in turn."""
     folder.mkdir(parents=True, exist_ok=True)
     half = count // 2 + 1
-    jpegs = [j for pair in zip(shared_images("NORMAL", half, offset),
-                               shared_images("PNEUMONIA", half, offset)) for j in pair]  # fmt: skip
+    jpegs = [
+        j
+        for pair in zip(
+            shared_images("NORMAL", half, offset), shared_images("PNEUMONIA", half, offset)
+        )
+        for j in pair
+    ]
     return [chest_dx(folder / f"{i:04d}.dcm", jpeg) for i, jpeg in enumerate(jpegs[:count])]
 
 
@@ -124,10 +145,15 @@ def latency(pacs: Orthanc, work: Path, count: int) -> dict:
     finally:
         node.stop()
     times, acked = times[2:], acked[2:]  # the first two warm the node up
-    return {"images": len(times), "p50_s": statistics.median(times),
-            "p90_s": statistics.quantiles(times, n=10)[-1], "max_s": max(times),
-            "c_store_p50_s": statistics.median(acked), "goal_p50_s": 2.0,
-            "met": statistics.median(times) <= 2.0}  # fmt: skip
+    return {
+        "images": len(times),
+        "p50_s": statistics.median(times),
+        "p90_s": statistics.quantiles(times, n=10)[-1],
+        "max_s": max(times),
+        "c_store_p50_s": statistics.median(acked),
+        "goal_p50_s": 2.0,
+        "met": statistics.median(times) <= 2.0,
+    }
 
 
 def throughput(pacs: Orthanc, work: Path, count: int, heatmap: bool, offset: int) -> dict:
@@ -138,8 +164,12 @@ def throughput(pacs: Orthanc, work: Path, count: int, heatmap: bool, offset: int
     node = NodeProcess(work / f"{name}-spool", _node_port(pacs), pacs, heatmap)
     try:
         start = time.perf_counter()
-        jobs = [pacs_post(pacs, "/modalities/node/store", {"Resources": ids[i::4], "Synchronous": False})["ID"]
-                for i in range(4)]  # fmt: skip
+        jobs = [
+            pacs_post(
+                pacs, "/modalities/node/store", {"Resources": ids[i::4], "Synchronous": False}
+            )["ID"]
+            for i in range(4)
+        ]
         done = wait(lambda: node.count("delivered results of ") >= count, 3600, every=0.1)
         seconds = time.perf_counter() - start
         states = [pacs.get(f"/jobs/{job}")["State"] for job in jobs]
@@ -149,10 +179,19 @@ def throughput(pacs: Orthanc, work: Path, count: int, heatmap: bool, offset: int
     scored = node.uids("scored ")
     lost = missing_results(pacs, sources)
     goal = 5.0 if heatmap else 20.0
-    return {"instances": count, "associations": 4, "seconds": seconds, "images_per_s": count / seconds,
-            "all_delivered": done, "orthanc_jobs": states, "lost": len(lost),
-            "scored_twice": len(scored) - len(set(scored)), "peak_rss_mb": rss,
-            "goal_images_per_s": goal, "met": done and not lost and count / seconds >= goal}  # fmt: skip
+    return {
+        "instances": count,
+        "associations": 4,
+        "seconds": seconds,
+        "images_per_s": count / seconds,
+        "all_delivered": done,
+        "orthanc_jobs": states,
+        "lost": len(lost),
+        "scored_twice": len(scored) - len(set(scored)),
+        "peak_rss_mb": rss,
+        "goal_images_per_s": goal,
+        "met": done and not lost and count / seconds >= goal,
+    }
 
 
 def pacs_post(pacs: Orthanc, path: str, body: dict) -> dict:
@@ -182,17 +221,29 @@ def kill_trials(pacs: Orthanc, work: Path, trials: int, count: int, rng: random.
         for sender in senders:
             sender.join(60)
         second = NodeProcess(spool, port, pacs, heatmap=False)
-        settled = wait(lambda: not _left(spool), 600)
+        settled = wait(lambda s=spool: not _left(s), 600)
         second.stop()
         lost = missing_results(pacs, acked)
         scored = first.uids("scored ") + second.uids("scored ")
-        runs.append({"killed_after_s": round(moment, 2), "acknowledged": len(acked),
-                     "scored_before_kill": len(first.uids("scored ")), "settled": settled,
-                     "lost": len(lost), "scored_twice": len(scored) - len(set(scored))})  # fmt: skip
+        runs.append(
+            {
+                "killed_after_s": round(moment, 2),
+                "acknowledged": len(acked),
+                "scored_before_kill": len(first.uids("scored ")),
+                "settled": settled,
+                "lost": len(lost),
+                "scored_twice": len(scored) - len(set(scored)),
+            }
+        )
         print(f"kill trial {trial + 1}: {runs[-1]}", flush=True)
-    return {"trials": runs, "instances_per_trial": count, "node": "SR only (--no-heatmap)",
-            "every_acknowledged_has_one_result": all(r["lost"] == 0 and r["scored_twice"] == 0
-                                                     and r["settled"] for r in runs)}  # fmt: skip
+    return {
+        "trials": runs,
+        "instances_per_trial": count,
+        "node": "SR only (--no-heatmap)",
+        "every_acknowledged_has_one_result": all(
+            r["lost"] == 0 and r["scored_twice"] == 0 and r["settled"] for r in runs
+        ),
+    }
 
 
 def _send(port: int, files: list[Path], acked: list[str]) -> None:
@@ -222,9 +273,13 @@ def _node_port(pacs: Orthanc) -> int:
 
 
 def machine() -> dict:
-    return {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average_at_start": os.getloadavg()}  # fmt: skip
+    return {
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def _cpu() -> str:
@@ -258,8 +313,9 @@ def main() -> int:
             print("sr only", results["sr_only"], flush=True)
             results["with_captures"] = throughput(pacs, work, args.instances, True, offset=0)
             print("with captures", results["with_captures"], flush=True)
-            results["kill"] = kill_trials(pacs, work, args.trials, args.kill_instances,
-                                          random.Random(args.seed))  # fmt: skip
+            results["kill"] = kill_trials(
+                pacs, work, args.trials, args.kill_instances, random.Random(args.seed)
+            )
     results["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(results, indent=2) + "\n"
     if args.json:

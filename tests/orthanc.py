@@ -76,13 +76,9 @@ class Orthanc:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:  # its storage goes too: no need to wait for a clean stop
+            self.process.kill()
+            self.process.wait()
         shutil.rmtree(self.folder / "storage", ignore_errors=True)
 
     def _wait_ready(self, timeout: float = 30) -> None:

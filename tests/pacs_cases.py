@@ -161,6 +161,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[Path, int]]:
         "huge_length": (_huge_length(folder / "huge_length.dcm", jpeg), 0xC000),
         "huge_frames": (_edit(chest_dx(folder / "frames.dcm", jpeg), _huge_frames), 0xC000),
         "no_study": (_edit(chest_dx(folder / "no_study.dcm", jpeg), _no_study), 0xA900),
+        "last": (chest_dx(folder / "last.dcm", jpeg), 0x0000),  # the node is still there
     }
 
 

@@ -32,8 +32,21 @@ class Listener:
     """`pneumocxr dicom listen` as a process, its log collected line by line."""
 
     def __init__(self, spool: Path):
-        command = [sys.executable, "-m", "pneumocxr.cli", "dicom", "listen", "--spool", str(spool),
-                   "--port", "0", "--allow", "TESTSCU", "--batch-size", "4"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "pneumocxr.cli",
+            "dicom",
+            "listen",
+            "--spool",
+            str(spool),
+            "--port",
+            "0",
+            "--allow",
+            "TESTSCU",
+            "--batch-size",
+            "4",
+        ]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self.port = None
@@ -136,8 +149,13 @@ def refusing():
 
 def test_a_refusing_destination_gets_retries_then_dead_letter(refusing, images, tmp_path, caplog):
     port, calls = refusing
-    config = NodeConfig(port=0, spool=tmp_path, send_to=Destination("REFUSER", "127.0.0.1", port),
-                        retries=2, retry_delay=0.01)  # fmt: skip
+    config = NodeConfig(
+        port=0,
+        spool=tmp_path,
+        send_to=Destination("REFUSER", "127.0.0.1", port),
+        retries=2,
+        retry_delay=0.01,
+    )
     node = Node(load_model("default"), config)
     node_port = node.start()
     try:

@@ -21,8 +21,14 @@ def stored():
 
 def _multiframe(path, stored):
     frames = np.stack([stored, stored, stored])
-    return make_dicom(path, frames.reshape(-1, stored.shape[1]), NumberOfFrames=3,
-                      Rows=stored.shape[0], Modality="DX", BodyPartExamined="CHEST")  # fmt: skip
+    return make_dicom(
+        path,
+        frames.reshape(-1, stored.shape[1]),
+        NumberOfFrames=3,
+        Rows=stored.shape[0],
+        Modality="DX",
+        BodyPartExamined="CHEST",
+    )
 
 
 def _colour(path, stored):
@@ -43,8 +49,11 @@ def test_header_rules_name_frames_and_colour(stored, tmp_path):
 
     frames = pydicom.dcmread(_multiframe(tmp_path / "frames.dcm", stored))
     colour = pydicom.dcmread(_colour(tmp_path / "rgb.dcm", stored))
-    plain = pydicom.dcmread(make_dicom(tmp_path / "pa.dcm", stored, Modality="DX",
-                                       BodyPartExamined="CHEST", ViewPosition="PA"))  # fmt: skip
+    plain = pydicom.dcmread(
+        make_dicom(
+            tmp_path / "pa.dcm", stored, Modality="DX", BodyPartExamined="CHEST", ViewPosition="PA"
+        )
+    )
     assert header_scope_of(frames) == "DICOM image of 3 frames: the model reads single radiographs"
     assert header_scope_of(colour) == "DICOM image in RGB: not a grayscale radiograph"
     assert header_scope_of(plain) is None

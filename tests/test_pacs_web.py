@@ -68,8 +68,10 @@ def test_score_by_study_then_since_a_date_stores_results_once(stored, model):
     assert "0 scored, 5 already scored" in again and len(pacs.instances()) == count
 
     reports = _reports(pacs)
-    expected = {json.loads(line)["path"]: json.loads(line)
-                for line in cli("predict", "--json", *files).stdout.splitlines()}  # fmt: skip
+    expected = {
+        json.loads(line)["path"]: json.loads(line)
+        for line in cli("predict", "--json", *files).stdout.splitlines()
+    }
     weights = model.meta["weights"]["sha256"]
     for path, header in zip(files, headers):
         uid = str(header.SOPInstanceUID)
@@ -89,13 +91,10 @@ def test_bad_arguments_are_one_line_errors(stored):
         (["--url", f"{pacs.url}/dicom-web"], "either --study"),
         (["--url", f"{pacs.url}/dicom-web", "--since", "last week"], "YYYY-MM-DD"),
         (["--url", "ftp://x", "--study", "1.2.3"], "give the DICOMweb root"),
+        (["--url", "http://127.0.0.1:9/dicom-web", "--study", "1.2.3"], "cannot reach"),
     ]:
         result = CliRunner().invoke(app, ["dicom", "score", *args])
         assert isinstance(result.exception, PneumoError) and words in str(result.exception)
-    down = cli("dicom", "score", "--url", "http://127.0.0.1:9/dicom-web", "--study", "1.2.3",
-               check=False)  # fmt: skip
-    assert down.returncode == 1 and down.stderr.startswith("error: cannot reach"), down.stderr
-    assert "Traceback" not in down.stderr
 
 
 def test_the_api_scores_a_dataset(model, tmp_path):
@@ -103,16 +102,14 @@ def test_the_api_scores_a_dataset(model, tmp_path):
 
     path = chest_dx(tmp_path / "a.dcm", shared_images("PNEUMONIA", 1, 60)[0])
     ds = pydicom.dcmread(path)
-    result = model.dicom_results(ds)
-    assert result.prediction.label == model.predict(path).label
-    assert math.isclose(
-        result.prediction.p_pneumonia, model.predict(path).p_pneumonia, abs_tol=1e-6
-    )
+    result, expected = model.dicom_results(ds), model.predict(path)
+    assert result.prediction.label == expected.label
+    assert math.isclose(result.prediction.p_pneumonia, expected.p_pneumonia, abs_tol=1e-6)
     assert result.report.Modality == "SR" and result.capture.BurnedInAnnotation == "YES"
     assert result.report.StudyInstanceUID == ds.StudyInstanceUID
     again = model.dicom_results([path], heatmap=False)[0]
     assert again.report.SOPInstanceUID == result.report.SOPInstanceUID  # deterministic
     assert again.capture is None
     ds.StudyInstanceUID = ""
-    with pytest.raises(Exception, match="no StudyInstanceUID"):
+    with pytest.raises(PneumoError, match="no StudyInstanceUID"):
         model.dicom_results(ds)

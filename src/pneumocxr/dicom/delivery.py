@@ -60,7 +60,6 @@ class Delivery:
     def __init__(self, spool: Spool, make_target, threads: int = 1, retries=5, delay=1.0):
         self.spool, self.make_target = spool, make_target
         self.retries, self.delay = retries, delay
-        self.target = make_target()  # for the log lines: where results go
         self._threads = [
             threading.Thread(target=self._run, name=f"pneumocxr-delivery-{n}", daemon=True)
             for n in range(threads)
@@ -99,6 +98,12 @@ class Delivery:
             while (uid := self._next(target)) is not None:
                 try:
                     self._deliver(uid, target)
+                except OSError as err:  # the spool itself failed: the results stay in outbox/
+                    log.error(
+                        "results of %s: spool error (%s); kept for the next start",
+                        uid,
+                        err.strerror or err,
+                    )
                 finally:
                     with self._ready:
                         self._active.discard(uid)

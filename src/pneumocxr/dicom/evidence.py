@@ -93,7 +93,7 @@ def _valid(header: Dataset, name: str):
         elem = header[name]
         value = elem.value
         vr = str(elem.VR)
-    except (KeyError, Exception):  # absent or damaged: leave it out
+    except Exception:  # absent or damaged: leave it out
         return None
     if value is None or value == "":
         return None

@@ -17,6 +17,7 @@ from pathlib import Path
 from pneumocxr.dicom.delivery import Delivery, FolderDelivery
 from pneumocxr.dicom.model_info import ModelInfo
 from pneumocxr.dicom.receive import Receiver
+from pneumocxr.dicom.scoring import check_heatmaps
 from pneumocxr.dicom.send import Destination, StoreClient
 from pneumocxr.dicom.spool import Spool
 from pneumocxr.dicom.worker import Worker
@@ -45,6 +46,8 @@ class Node:
         self.config = config
         self.spool = Spool(config.spool)
         self.info = ModelInfo.of(model)
+        if config.heatmap:
+            check_heatmaps(model)
         threads = config.associations if config.send_to is not None else 1
         self.delivery = Delivery(
             self.spool, self._target, threads, config.retries, config.retry_delay

@@ -55,8 +55,13 @@ class ReportCache:
 
 def _shape(evidence: Dataset, answer) -> tuple:
     present = tuple(name for name in (*PATIENT_STUDY, "SpecificCharacterSet") if name in evidence)
-    return (answer.label, _finite(answer.p_pneumonia) and answer.in_scope,
-            _finite(answer.scope_score), bool(answer.reason), present)  # fmt: skip
+    return (
+        answer.label,
+        _finite(answer.p_pneumonia) and answer.in_scope,
+        _finite(answer.scope_score),
+        bool(answer.reason),
+        present,
+    )
 
 
 def _fill(report: Dataset, evidence: Dataset, answer, info: ModelInfo) -> None:

@@ -119,6 +119,15 @@ def build(found: Assessed, info: ModelInfo) -> DicomResult:
     return DicomResult(evidence.SOPInstanceUID, evidence.StudyInstanceUID, found.answer, datasets)
 
 
+def check_heatmaps(model) -> None:
+    """Refuse, before any image arrives, heat maps from a model that cannot draw them (an ONNX
+    export has no gradients); drawing one on a blank picture also warms the model up."""
+    try:
+        model.gradcam(np.zeros((64, 64), dtype=np.uint8))
+    except PneumoError as err:
+        raise PneumoError(f"{err}; without heat maps: --no-heatmap") from None
+
+
 def decode(source):
     """8-bit gray pixels at full size, decoded as `pneumocxr predict` decodes the file."""
     if isinstance(source, Dataset):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pneumocxr.data.dicom import NON_IMAGE_MODALITIES
 from pneumocxr.dicom.evidence import uid_problem
 from pneumocxr.dicom.model_info import ModelInfo
-from pneumocxr.dicom.scoring import Instance, score
+from pneumocxr.dicom.scoring import Instance, check_heatmaps, score
 from pneumocxr.dicom.uids import result_uid
 from pneumocxr.errors import PneumoError
 
@@ -49,6 +49,8 @@ def score_studies(
     logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
     client = client or _client(url)
     info = ModelInfo.of(model)
+    if heatmap:
+        check_heatmaps(model)
     summary = WebSummary()
     for study in studies or _studies_since(client, since):
         summary.studies += 1

@@ -124,13 +124,26 @@ class Worker(threading.Thread):
         except Exception:  # a header highdicom will not take: kept, and said so
             self._give_up(uid, None)
             return
-        self.spool.commit(uid, result.datasets)
+        try:
+            self.spool.commit(uid, result.datasets)
+        except OSError as err:  # a full disk: the input stays in incoming/, scored again later
+            log.error(
+                "cannot write the results of %s (%s); it stays in the spool",
+                uid,
+                err.strerror or err,
+            )
+            time.sleep(1.0)
+            self.add(uid)
+            return
         self.scored += 1
         answer = result.prediction
         log.info("scored %s: %s P=%.4f", uid, answer.label, answer.p_pneumonia)
         self.deliver(uid)
 
     def _give_up(self, uid: str, err) -> None:
-        where = self.spool.set_aside(uid)
         why = str(err) if err is not None else "an internal error"
+        try:
+            where = self.spool.set_aside(uid)
+        except OSError:  # gone meanwhile (a second copy scored it), or the disk failed
+            where = self.spool.input_of(uid)
         log.error("could not score %s (%s); the instance is kept in %s", uid, why, where)
