@@ -34,10 +34,12 @@ def make_dicom(
     intercept=None,
     window=None,
     pixel_data=True,
+    sop_class=None,
     **tags,
 ) -> Path:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR_IMAGE_STORAGE if modality == "CR" else CTImageStorage
+    default_class = CR_IMAGE_STORAGE if modality == "CR" else CTImageStorage
+    meta.MediaStorageSOPClassUID = sop_class or default_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()

@@ -47,7 +47,7 @@ GRADCAM_SAMPLE = [
 ]  # fmt: skip
 PATIENT_TAGS = ("Corpus^Case", "CORPUS01", "Test^Child", "TEST001")
 FIELDS = {"label", "p_pneumonia", "in_scope", "scope_score", "reason", "threshold",
-          "uncertain_band", "model", "gradcam_png", "image_png"}  # fmt: skip
+          "uncertain_band", "model", "gradcam_png", "image_png", "dicom_header"}  # fmt: skip
 
 
 @dataclass

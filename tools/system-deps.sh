@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What `make test` needs from the system, on Debian: python3-venv (to create .venv) and
-# chromium (the report test drives it). Installs what is missing with apt-get (through sudo
+# What `make test` needs from the system, on Debian: python3-venv (to create .venv), chromium
+# (the report test drives it), and orthanc with its DICOMweb plugin (the PACS tests start a
+# private Orthanc; docs/PACS.md). Installs what is missing with apt-get (through sudo
 # when not root), or stops with one line saying what to install.
 set -euo pipefail
 PYTHON="${1:-python3}"
@@ -9,6 +10,8 @@ missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)  # the path the report test uses
+[ -x /usr/sbin/Orthanc ] || missing+=(orthanc)  # the paths tests/orthanc.py uses
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 fail() {

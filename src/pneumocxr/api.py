@@ -122,6 +122,19 @@ class Model:
         maps = [e.heatmap for e in explain_pixels(self.loaded, images, cut)]
         return maps if isinstance(x, (list, tuple)) else maps[0]
 
+    # -- DICOM results (docs/PACS.md): what the DICOM node and `dicom score` send back ------
+    def dicom_results(self, x, *, heatmap: bool = True):
+        """A DicomResult for `x` (a pydicom Dataset with pixel data, or a DICOM file's path),
+        or a list of them for a list: `.prediction` (as `predict` answers for the file),
+        `.datasets` (a TID 1500 SR, then a Grad-CAM Secondary Capture for an image in scope
+        when `heatmap`), `.report`, `.capture`. Their UIDs derive from the input's SOP
+        Instance UID and the weights, so the same input always gets the same result UIDs."""
+        from pneumocxr.dicom_results.scoring import instance_of, score
+
+        items = list(x) if isinstance(x, (list, tuple)) else [x]
+        found = score(self, [instance_of(item) for item in items], heatmap) if items else []
+        return found if isinstance(x, (list, tuple)) else found[0]
+
 
 def _name(item) -> str | None:
     return str(item) if isinstance(item, (str, os.PathLike)) else None

@@ -50,6 +50,8 @@ PIXEL_DATA_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG"}
 CHEST_WORDS = ("CHEST", "THORAX", "THORAC", "LUNG", "TORAX", "TORSO")
 LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "XTABLE LATERAL"}
+# A radiograph is one grayscale frame; a series of frames or colour pixels is something else.
+GRAY_PHOTOMETRICS = {"MONOCHROME1", "MONOCHROME2"}
 
 
 def is_dicom(path) -> bool:
@@ -175,6 +177,8 @@ def read_dicom_gray_scoped(source, where: str | None = None, max_pixels: int | N
 
 
 def header_scope_of(ds) -> str | None:
+    """Why the header says the file is no frontal chest radiograph (modality, body part, view,
+    frames, colour), or None: the same rules for `predict`, the web app and the DICOM node."""
     modality = _modality(ds)
     if modality and modality not in RADIOGRAPH_MODALITIES:
         return f"DICOM modality {modality}: not a radiograph"
@@ -184,7 +188,55 @@ def header_scope_of(ds) -> str | None:
     view = _code(getattr(ds, "ViewPosition", ""))
     if view in LATERAL_VIEWS:
         return f"DICOM view {view}: a lateral view; the model knows frontal chest X-rays"
+    frames = _number(ds, "NumberOfFrames")
+    if frames is not None and frames > 1:
+        return f"DICOM image of {frames} frames: the model reads single radiographs"
+    return _colour_scope_of(ds)
+
+
+def _colour_scope_of(ds) -> str | None:
+    """A colour image is no radiograph as the modality wrote it (a photo, a screen capture)."""
+    samples = _number(ds, "SamplesPerPixel")
+    photometric = _code(getattr(ds, "PhotometricInterpretation", ""))
+    if (samples is not None and samples != 1) or (
+        photometric and photometric not in GRAY_PHOTOMETRICS
+    ):
+        kind = photometric or f"{samples} samples per pixel"
+        return f"DICOM image in {kind}: not a grayscale radiograph"
     return None
+
+
+def _number(ds, name: str) -> int | None:
+    """An integer attribute, or None when it is absent or unreadable (decoding judges it)."""
+    try:
+        value = getattr(ds, name, None)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+# What a DICOM shows, never whom: the tags the web page shows beside an answer.
+SHOWN_TAGS = {
+    "modality": "Modality",
+    "view_position": "ViewPosition",
+    "body_part": "BodyPartExamined",
+}
+
+
+def shown_header(source) -> dict[str, str] | None:
+    """Modality, view position and body part of a DICOM file (path or binary file object), as
+    printable codes; None when it cannot be read. No name, identifier or date."""
+    import pydicom
+
+    _quiet_pydicom()
+    try:
+        ds = pydicom.dcmread(
+            source, stop_before_pixels=True, specific_tags=list(SHOWN_TAGS.values())
+        )
+    except Exception:  # decoding, not this, reports a damaged file
+        return None
+    found = {key: _code(getattr(ds, name, "")) for key, name in SHOWN_TAGS.items()}
+    return {key: value for key, value in found.items() if value}
 
 
 def _code(value) -> str:

@@ -42,7 +42,8 @@ DESCRIPTION = """Chest X-ray classifier (NORMAL vs PNEUMONIA) with Grad-CAM heat
 
 **Research and teaching software. Not a medical device; not for diagnosing patients.**
 
-Uploads are processed in memory and not stored; DICOM tags are neither shown nor returned."""
+Uploads are processed in memory and not stored; of a DICOM's tags only the modality, view
+position and body part are returned (never a name, identifier or date)."""
 
 
 @dataclass
@@ -74,6 +75,9 @@ class PredictionOut(BaseModel):
     )
     image_png: str | None = Field(
         None, description="With gradcam=true: base64 PNG, the image as decoded (same size)"
+    )
+    dicom_header: dict[str, str] | None = Field(
+        None, description="A DICOM upload's modality, view_position and body_part (as present)"
     )
 
 
@@ -176,6 +180,7 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
             threshold=service.threshold,
             uncertain_band=None if band is None else band.bounds(),
             model=service.name,
+            dicom_header=upload.header,
         )
         if gradcam and outcome.heatmap is not None:
             pictures = await run_in_threadpool(service.pictures, upload, outcome)

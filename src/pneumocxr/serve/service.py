@@ -20,6 +20,7 @@ from PIL import Image
 from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.artifact.resolve import model_name, resolve_model
 from pneumocxr.data.decode import SCOPE_NOTE, read_gray_bytes, squash
+from pneumocxr.data.dicom import shown_header
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.explain.gradcam import explain_pixels, overlay
 from pneumocxr.inference.answers import Prediction, Settings
@@ -37,6 +38,7 @@ class Upload:
     gradcam: bool
     note: str | None = None  # why the DICOM header puts it out of scope
     scope_check: bool = True
+    header: dict | None = None  # a DICOM's modality, view and body part (data.dicom.SHOWN_TAGS)
 
 
 @dataclass
@@ -70,7 +72,8 @@ class Service:
             shown.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.BILINEAR)
             display = np.asarray(shown, dtype=np.uint8)
         note = gray.info.get(SCOPE_NOTE)
-        return Upload(squash(gray, self.size), display, gradcam, note, scope_check)
+        header = shown_header(io.BytesIO(data)) if data[128:132] == b"DICM" else None
+        return Upload(squash(gray, self.size), display, gradcam, note, scope_check, header)
 
     def run_batch(self, uploads: list[Upload]) -> list[Outcome]:
         """One forward pass (with the scope check) per setting of the batch, then Grad-CAM for

@@ -163,11 +163,13 @@ function fillCard(entry, body) {
     // No label, no probability, no heat map: the model has nothing to say about this image.
     const text = el("div", "text");
     text.append(el("p", "label", SHOWN.OUT_OF_SCOPE), el("p", "reason", body.reason));
+    if (body.dicom_header) text.append(dicomLine(body.dicom_header));
     card.append(text);
     return;
   }
   const text = el("div", "text");
   text.append(el("p", "label", SHOWN[body.label] || body.label));
+  if (body.dicom_header) text.append(dicomLine(body.dicom_header));
   if (body.reason) text.append(el("p", "reason", body.reason));
   text.append(probabilityBar(body));
   const prob = el("p", "prob");
@@ -178,6 +180,13 @@ function fillCard(entry, body) {
     card.append(heatmap(entry, body, text));
   }
   card.append(text);
+}
+
+// What the DICOM header says the image is (never whom: the server sends no other tag).
+function dicomLine(header) {
+  const parts = [["modality", "modality"], ["view_position", "view"], ["body_part", "body part"]]
+    .filter(([key]) => header[key]).map(([key, name]) => `${name} ${header[key]}`);
+  return el("p", "reason dicom", `DICOM: ${parts.join(", ") || "no modality, view or body part"}`);
 }
 
 function probabilityBar(body) {
