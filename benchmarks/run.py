@@ -17,6 +17,7 @@
     python benchmarks/run.py calibration       # cross-fitted ECE and UNCERTAIN, external set
     python benchmarks/run.py serve-scope       # web API p50 with the scope check on and off
     python benchmarks/run.py onnx-speed        # PyTorch vs the ONNX export, same predict path
+    python benchmarks/run.py bulk              # predict --csv: 1 vs 2 processes; RSS, 100k rows
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -28,6 +29,7 @@ import argparse
 import sys
 
 from common import DATA, ROOT, report
+from jobs_bulk import bulk
 from jobs_models import (
     default_model,
     full_run,
@@ -67,6 +69,7 @@ JOBS = {
     "serve-scope": serve_scope,
     "calibration": calibration,
     "onnx-speed": onnx_speed,
+    "bulk": bulk,
     "speed": speed,
     "report": report,
 }

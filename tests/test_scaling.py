@@ -13,9 +13,9 @@ import pandas as pd
 
 from conftest import ROOT, make_subset
 from pneumocxr.artifact.load import load_model
+from pneumocxr.distributed import is_global_zero, trainer_device_kwargs
 from pneumocxr.inference.predict import predict_paths
 from pneumocxr.training.config import TrainConfig
-from pneumocxr.training.scaling import is_global_zero, trainer_device_kwargs
 
 
 def _wait_for(path, seconds: float = 120):

@@ -194,6 +194,17 @@ ScopeOpt = Annotated[
 ]
 
 
+AcceleratorOpt = Annotated[
+    str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
+]
+DevicesOpt = Annotated[
+    str, typer.Option(help="Devices per node: a count, auto, or ids such as 0,1.")
+]
+NumNodesOpt = Annotated[int, typer.Option(min=1, help="Machines (see docs/SCALING.md).")]
+StrategyOpt = Annotated[
+    str, typer.Option(help="Lightning strategy: auto, ddp, ddp_find_unused_parameters_true...")
+]
+PrecisionOpt = Annotated[str, typer.Option(help="32-true, 16-mixed (GPU) or bf16-mixed.")]
 ModelArg = Annotated[
     str,
     typer.Argument(help="Run folder, model folder, model.json, or 'default' (the shipped model)."),

@@ -11,17 +11,22 @@ import typer
 
 from pneumocxr.cli._app import app
 from pneumocxr.cli.options import (
+    AcceleratorOpt,
     AugmentPolicy,
     CalibrateOnOpt,
     CalibrationOpt,
     ClassWeight,
     DataOpt,
+    DevicesOpt,
     ExternalOpt,
+    NumNodesOpt,
+    PrecisionOpt,
     ReferOpt,
     SeedOpt,
     SelectOn,
     SplitMethod,
     SplitOpt,
+    StrategyOpt,
     StrictOpt,
     TestSizeOpt,
     TrustPickleOpt,
@@ -124,27 +129,19 @@ def train(
     strict: StrictOpt = False,
     labels=None,  # the --labels options (with_labels_options)
     trust_pickle: TrustPickleOpt = False,
-    accelerator: Annotated[
-        str, typer.Option(help="Lightning accelerator: auto (a GPU if any), cpu, gpu...")
-    ] = "auto",
-    devices: Annotated[
-        str, typer.Option(help="Devices per node: a count, auto, or ids such as 0,1.")
-    ] = "1",
-    num_nodes: Annotated[int, typer.Option(min=1, help="Machines (see docs/SCALING.md).")] = 1,
-    strategy: Annotated[
-        str, typer.Option(help="Lightning strategy: auto, ddp, ddp_find_unused_parameters_true...")
-    ] = "auto",
-    precision: Annotated[
-        str, typer.Option(help="32-true, 16-mixed (GPU) or bf16-mixed.")
-    ] = "32-true",
+    accelerator: AcceleratorOpt = "auto",
+    devices: DevicesOpt = "1",
+    num_nodes: NumNodesOpt = 1,
+    strategy: StrategyOpt = "auto",
+    precision: PrecisionOpt = "32-true",
 ):
     """Train one model into a run folder and export its best weights (on several devices or
     machines with --devices, --num-nodes: docs/SCALING.md)."""
     from pneumocxr.data.download import resolve_data
+    from pneumocxr.distributed import is_global_zero
     from pneumocxr.training.config import TrainConfig
     from pneumocxr.training.fit import train as run_training
     from pneumocxr.training.rundir import find_run_dir, read_config
-    from pneumocxr.training.scaling import is_global_zero
 
     if restart and resume is None:
         raise PneumoError("--restart goes with --resume RUN")

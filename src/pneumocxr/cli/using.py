@@ -1,5 +1,6 @@
-"""Commands that use a model: predict, evaluate, compare, gradcam, stress, agreement, export,
-ensemble, report. Each goes through the Python API or pipeline; none computes anything."""
+"""Commands that use a model: evaluate, compare, gradcam, stress, agreement, export, ensemble,
+report (predict: `predicting.py`). Each goes through the Python API or pipeline; none computes
+anything."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pneumocxr.cli._app import app, log
+from pneumocxr.cli._app import app
 from pneumocxr.cli.options import (
     ExportFormat,
     ExternalOpt,
@@ -26,92 +27,6 @@ from pneumocxr.cli.options import (
     with_card_options,
     with_labels_options,
 )
-from pneumocxr.errors import PneumoError
-
-
-@app.command()
-def predict(
-    paths: Annotated[list[Path], typer.Argument(help="Images (JPEG, PNG, DICOM) or folders.")],
-    model: Annotated[
-        str | None, typer.Option(help="Run folder or model.json. [default model]")
-    ] = None,
-    threshold: Annotated[
-        str | None,
-        typer.Option(
-            help="Decision threshold on the calibrated P: a number or model (model.json's). [model]"
-        ),
-    ] = None,
-    csv: Annotated[Path | None, typer.Option(help="Also write the results to this CSV.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead.")] = False,
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Images per batch (memory grows with it).")
-    ] = 32,
-    scope_check: ScopeOpt = OnOff.on,
-    strict: StrictOpt = False,
-):
-    """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
-    P(pneumonia) and, for the last two, why, for each image."""
-    from pneumocxr.api import load_model
-    from pneumocxr.display import display_path
-
-    if csv is not None:  # before any work, and never over an input or a stranger's file
-        from pneumocxr.fileio.outputs import INPUT_SUFFIXES, check_output_file, starts_with
-
-        check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
-    from pneumocxr.inference.inputs import expand_inputs
-
-    loaded = load_model(model or "default")
-    settings = loaded.settings(threshold, scope_check == OnOff.on)
-    files = expand_inputs(paths, strict)  # missing inputs fail before anything is printed
-    log.info("%s", _decision_rule(settings, loaded))
-    found, failures = loaded.predict_paths(
-        files, threshold=threshold, batch_size=batch_size, scope_check=settings.scope_check,
-        strict=strict,
-    )  # fmt: skip
-    for _, reason in failures:
-        log.warning("skipped %s", reason)
-    for answer in found:
-        if as_json:
-            typer.echo(json.dumps(_json_answer(answer)))
-        else:
-            extra = f"\t{answer.reason}" if answer.reason else ""
-            typer.echo(
-                f"{display_path(answer.path)}\t{answer.label}\t{answer.p_pneumonia:.4f}{extra}"
-            )
-    if csv is not None and found:
-        from pneumocxr.fileio.formats import write_csv
-        from pneumocxr.inference.answers import ANSWER_COLUMNS, answers_table
-
-        write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
-    if failures and not found:
-        raise PneumoError("no image could be read")
-
-
-def _json_answer(answer) -> dict:
-    """predict --json's line; the path escaped as in the text output (valid UTF-8 for jq)."""
-    from pneumocxr.display import display_path
-
-    score = None if answer.scope_score is None else round(answer.scope_score, 4)
-    return {
-        "path": display_path(answer.path),
-        "label": answer.label,
-        "p_pneumonia": round(answer.p_pneumonia, 6),
-        "in_scope": answer.in_scope,
-        "scope_score": score,
-        "reason": answer.reason,
-    }
-
-
-def _decision_rule(settings, model) -> str:
-    """One line: the threshold, the UNCERTAIN band and the scope check in use."""
-    text = f"threshold {settings.threshold:.4f} on the calibrated P(pneumonia)"
-    if settings.band is not None and settings.band.low < settings.band.high:
-        text += f"; UNCERTAIN for {settings.band.low:.4f} <= P < {settings.band.high:.4f}"
-    if not settings.scope_check:
-        return text + "; scope check off"
-    if not model.loaded.has_scope:
-        return text + "; this model has no scope check (export it with --splits-from RUN)"
-    return text + "; scope check on"
 
 
 @app.command()

@@ -263,15 +263,17 @@ class DecodeStream:
     decoded in chunks: threads decode the next chunk while the caller works on the current
     batches, so memory holds two chunks instead of every image.
 
-    Unreadable files are skipped; after iterating, `ok` masks the readable inputs and
-    `failures` lists (path, reason), sorted, as `decode_all` does. Batches have exactly
-    `batch_size` images but the last, whatever the failures, so a model sees the same batches
-    as it would from `decode_all`.
+    Batch k holds the readable images among inputs k * batch_size to (k + 1) * batch_size:
+    an image's batch, and so its answer to the last bit, never depends on whether other
+    files could be read, and any run over a share of the batches (a resumed run, one process
+    of several) computes them exactly as one run over all. Unreadable files are skipped;
+    after iterating, `ok` masks the readable inputs and `failures` lists (path, reason),
+    sorted, as `decode_all` does. A batch of only unreadable files is not yielded.
     """
 
     def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None):
         self.paths, self.size, self.batch_size = [str(p) for p in paths], size, batch_size
-        self.chunk = chunk or 4 * batch_size
+        self.chunk = max(1, (chunk or 4 * batch_size) // batch_size) * batch_size
         self.ok = np.zeros(len(self.paths), dtype=bool)
         self.failures: list[tuple[str, str]] = []
         self.notes: dict[int, str] = {}  # input index -> why its header puts it out of scope
@@ -291,21 +293,18 @@ class DecodeStream:
         return [pool.submit(self._decode, i) for i in range(start, stop)]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        buffer: list[np.ndarray] = []
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             pending = self._submit(pool, 0)
             for start in range(0, len(self.paths), self.chunk):
                 images = [f.result() for f in pending]
                 pending = self._submit(pool, start + self.chunk)  # decodes while we compute
-                for offset, image in enumerate(images):
-                    if image is not None:
-                        self.ok[start + offset] = True
-                        buffer.append(image)
-                while len(buffer) >= self.batch_size:
-                    yield _stack(buffer[: self.batch_size])
-                    del buffer[: self.batch_size]
-        if buffer:
-            yield _stack(buffer)
+                for offset in range(0, len(images), self.batch_size):
+                    batch = images[offset : offset + self.batch_size]
+                    for k, image in enumerate(batch):
+                        self.ok[start + offset + k] = image is not None
+                    kept = [image for image in batch if image is not None]
+                    if kept:
+                        yield _stack(kept)
         self.failures.sort()
 
 

@@ -10,6 +10,7 @@ from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.decision.band import Band
 from pneumocxr.decision.calibration import sigmoid
 from pneumocxr.decision.decide import decide
+from pneumocxr.display import display_path
 from pneumocxr.errors import PneumoError
 
 
@@ -87,6 +88,25 @@ def _reason(label: str, note: str | None, score: float | None) -> str:
     if label == "UNCERTAIN":
         return "uncertain: have a person look (between the model's referral limits)"
     return ""
+
+
+def record_of(answer: Prediction) -> dict:
+    """An answer's ANSWER_COLUMNS, full precision (a row of `predict --csv`)."""
+    return {c: getattr(answer, c) for c in ANSWER_COLUMNS}
+
+
+def answer_record(record: dict) -> dict:
+    """`predict --json`'s line for a row: the path escaped as in the text output (valid UTF-8
+    for jq), P to 6 decimals, the scope score to 4."""
+    score = record["scope_score"]
+    return {
+        "path": display_path(record["path"]),
+        "label": record["label"],
+        "p_pneumonia": round(record["p_pneumonia"], 6),
+        "in_scope": record["in_scope"],
+        "scope_score": None if score is None else round(score, 4),
+        "reason": record["reason"],
+    }
 
 
 def answers_table(found: list[Prediction]):

@@ -17,6 +17,7 @@ from pneumocxr.data.dataset import Dataset, load_dataset, load_external
 from pneumocxr.data.labels import LabelsSpec
 from pneumocxr.data.split import PROTOCOLS, split_summary
 from pneumocxr.data.split_file import read_splits, write_splits
+from pneumocxr.distributed import is_global_zero, quiet_lightning
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.folders import ensure_dir
 from pneumocxr.fileio.formats import write_json, write_text
@@ -33,9 +34,9 @@ from pneumocxr.training.checkpoints import (
 )
 from pneumocxr.training.config import TrainConfig
 from pneumocxr.training.finish import finish_run, same_folder
-from pneumocxr.training.loop import fit_phases, monitor_name, quiet_lightning
+from pneumocxr.training.loop import fit_phases, monitor_name
 from pneumocxr.training.phases import Phase, plan_phases
-from pneumocxr.training.scaling import follower_run_dir, is_global_zero
+from pneumocxr.training.scaling import follower_run_dir
 
 log = logging.getLogger("pneumocxr")
 

@@ -4,17 +4,17 @@ the learning-rate schedule, history), from images or from cached frozen features
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.data.dataset import Dataset
+from pneumocxr.distributed import trainer_device_kwargs
 from pneumocxr.networks.summary import parameter_counts
 from pneumocxr.training.checkpoints import AtomicCheckpointIO, RandomState
 from pneumocxr.training.config import TrainConfig
@@ -22,8 +22,8 @@ from pneumocxr.training.features import FeatureCache, FeatureDataModule, feature
 from pneumocxr.training.history import HistoryCallback
 from pneumocxr.training.module import Classifier
 from pneumocxr.training.phases import Phase
+from pneumocxr.training.progress import CompactProgressBar, interactive, lines_above_bars
 from pneumocxr.training.rundir import write_state
-from pneumocxr.training.scaling import trainer_device_kwargs
 
 log = logging.getLogger("pneumocxr")
 # Lightning's advice that does not apply here: frozen stages are in eval mode on purpose,
@@ -36,12 +36,6 @@ for _message in (
     ".*LeafSpec.*",
 ):
     warnings.filterwarnings("ignore", message=_message)
-
-
-def quiet_lightning() -> None:
-    """Keep Lightning's start-up banners (GPU/TPU availability, tips) out of the output."""
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def fit_phases(cfg: TrainConfig, model, dataset: Dataset, run_dir: Path, phases: list[Phase],
@@ -117,15 +111,15 @@ def run_phase(
         HistoryCallback(run_dir, phase.name, offset, offset + phase.epochs),
         RandomState(),
     ]
-    interactive = sys.stderr.isatty()
-    if interactive:
-        callbacks.append(TQDMProgressBar())
+    shown = interactive()
+    if shown:
+        callbacks.append(CompactProgressBar())
     trainer = L.Trainer(
         max_epochs=phase.epochs,
         **trainer_device_kwargs(cfg),
         logger=TensorBoardLogger(str(run_dir), name="tb", version=phase.name),
         callbacks=callbacks,
-        enable_progress_bar=interactive,
+        enable_progress_bar=shown,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=10,
@@ -135,7 +129,8 @@ def run_phase(
     )
     if resume:
         log.info("resuming phase %s from %s", phase.name, resume)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    with lines_above_bars(log):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     if cfg.keep == "best":
         restore_best(module, checkpoint)
     model.train(False)

@@ -1,44 +1,20 @@
 """Several devices and machines, through Lightning (docs/SCALING.md).
 
-The Trainer's device options come from the config. With DDP every process runs the whole
-`pneumocxr train` command: Lightning starts the others by running the same command line again
-(or torchrun / SLURM start them all). Each process trains on its own shard of every epoch
-(Lightning wraps the samplers in a `DistributedSampler`); only the process of global rank 0
-writes the run folder and exports the model. The others write into a scratch copy that is
-removed when they exit.
+The Trainer's device options come from the config (`pneumocxr.distributed`). With DDP every
+process runs the whole `pneumocxr train` command: Lightning starts the others by running the
+same command line again (or torchrun / SLURM start them all). Each process trains on its own
+shard of every epoch (Lightning wraps the samplers in a `DistributedSampler`); only the process
+of global rank 0 writes the run folder and exports the model. The others write into a scratch
+copy that is removed when they exit.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
-
-# Variables that name a process's rank under Lightning's own launcher, torchrun, SLURM or LSF.
-RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "JSM_NAMESPACE_RANK")
-
-
-def trainer_device_kwargs(cfg) -> dict:
-    """accelerator, devices, num_nodes, strategy and precision for `lightning.Trainer`."""
-    devices = str(cfg.devices)
-    return {
-        "accelerator": cfg.accelerator,
-        "devices": int(devices) if devices.isdigit() else devices,
-        "num_nodes": cfg.num_nodes,
-        "strategy": cfg.strategy,
-        "precision": cfg.precision,
-    }
-
-
-def is_global_zero() -> bool:
-    """Whether this process is rank 0 (or the only one), known before any Trainer exists."""
-    ranks = [os.environ.get(name, "0") for name in RANK_VARIABLES]
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:  # SLURM_PROCID alone may be stale
-        ranks.append(os.environ.get("SLURM_PROCID", "0"))
-    return all(rank.strip() in ("", "0") for rank in ranks)
 
 
 def follower_run_dir(run_dir: Path | None) -> Path:
