@@ -44,6 +44,9 @@ class _Module(L.LightningModule):
         super().__init__()
         self.job = job
 
+    def on_predict_start(self) -> None:
+        self.job.loaded.predictor.to(self.device)  # the Trainer's device (a GPU with one)
+
     def predict_step(self, batch, batch_idx):
         return outputs_of(self.job, batch["pixels"]) if batch["names"] else None
 

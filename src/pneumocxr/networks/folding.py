@@ -18,11 +18,12 @@ _FOLDED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def folded(model: PneumoNet) -> PneumoNet:
     """An eval-mode copy with each BatchNorm folded into the convolution before it (the
     network itself when it has none). Kept per network until a parameter or buffer changes
-    (PyTorch counts in-place changes in `_version`)."""
+    (PyTorch counts in-place changes in `_version`) or the network moves to another device."""
     pairs = model.conv_bn_pairs()
     if not pairs:
         return model
-    version = tuple(t._version for t in [*model.parameters(), *model.buffers()])
+    tensors = [*model.parameters(), *model.buffers()]
+    version = (tuple(t._version for t in tensors), tuple(str(t.device) for t in tensors[:1]))
     cached = _FOLDED.get(model)
     if cached is not None and cached[0] == version:
         return cached[1]

@@ -53,5 +53,9 @@ class Predictor(ABC):
     def device(self) -> torch.device:
         return torch.device("cpu")
 
+    def to(self, device):
+        """The predictor on `device` (a CPU-only one stays where it is)."""
+        return self
+
     def eval(self):
         return self

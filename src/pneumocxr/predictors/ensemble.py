@@ -45,6 +45,11 @@ class Ensemble(Predictor):
     def device(self) -> torch.device:
         return self.parts[0].device
 
+    def to(self, device):
+        for m in self.parts:
+            m.to(device)
+        return self
+
     def eval(self):
         for m in self.parts:
             m.eval()

@@ -44,6 +44,12 @@ class NetworkPredictor(Predictor):
     def preprocessing(self) -> Preprocessing:
         return self.network.preprocessing()
 
+    def to(self, device):
+        self.network.to(device)
+        if self.scope is not None:
+            self.scope.to(device)
+        return self
+
     def eval(self):
         self.network.eval()
         return self

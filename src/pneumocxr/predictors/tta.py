@@ -34,6 +34,10 @@ class FlipTTA(Predictor):
         self.inner.eval()
         return self
 
+    def to(self, device):
+        self.inner.to(device)
+        return self
+
     def logits(self, unit: torch.Tensor) -> torch.Tensor:
         return (self.inner.logits(unit) + self.inner.logits(unit.flip(-1))) / 2
 

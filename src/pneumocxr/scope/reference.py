@@ -16,7 +16,7 @@ from pneumocxr.scope.check import REFERENCE, ScopeCheck
 
 def reference_features(check: ScopeCheck, unit: torch.Tensor) -> list[torch.Tensor]:
     """Pooled features of [0, 1] gray images (N x 1 x S x S) from the reference network."""
-    network = reference_network(check.size)
+    network = reference_network(check.size, unit.device)
     prep = network.preprocessing()
     if unit.shape[-1] != check.size or unit.shape[-2] != check.size:
         size = (check.size, check.size)
@@ -24,16 +24,18 @@ def reference_features(check: ScopeCheck, unit: torch.Tensor) -> list[torch.Tens
     return forward_pooled(network, network_input(unit, prep), check.stages)[1]
 
 
-_REFERENCE: dict[int, nn.Module] = {}
+_REFERENCE: dict[tuple, nn.Module] = {}
 
 
-def reference_network(size: int) -> nn.Module:
+def reference_network(size: int, device=None) -> nn.Module:
     """The packaged ImageNet EfficientNet-Lite0 (SHA-256 checked on loading), BatchNorm folded,
-    one per size and process."""
-    if size not in _REFERENCE:
+    one per size, device and process."""
+    key = (size, str(torch.device("cpu") if device is None else device))
+    if key not in _REFERENCE:
         with torch.inference_mode(False):  # built once, used inside and outside inference
-            _REFERENCE[size] = folded(build_model(REFERENCE, size, "default").eval())
-    return _REFERENCE[size]
+            network = folded(build_model(REFERENCE, size, "default").eval())
+            _REFERENCE[key] = network.to(key[1]) if key[1] != "cpu" else network
+    return _REFERENCE[key]
 
 
 def uses_own_features(model: nn.Module) -> bool:
