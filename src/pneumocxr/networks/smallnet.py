@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from pneumocxr.networks import gray
 from pneumocxr.networks.base import PneumoNet, init_like_keras
 
 
@@ -33,7 +34,7 @@ class SmallNet(PneumoNet):
     def __init__(self, image_size: int = 224):
         super().__init__(image_size)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 32, 3),
+            gray.Conv2d(3, 32, 3),  # reads a gray image's one channel (networks/gray.py)
             nn.MaxPool2d(2),
             nn.ReLU(),
             nn.Conv2d(32, 64, 3),
