@@ -262,3 +262,31 @@ def test_per_channel_normalisation_gets_three_real_channels():
     mean, std = IMAGENET_NORMALISATION
     for c in range(3):
         assert torch.allclose(x[:, c], (unit[:, 0] - mean[c]) / std[c])
+
+
+def test_smallnet_max_pool_keeps_only_indices_and_gives_torchs_gradients():
+    """SmallNet's max-pool saves its argmax indices, not its input, for the backward pass
+    (the first convolution's 200 MB output per batch of 32 is freed once pooled); its
+    gradients are torch's, ties included."""
+    from pneumocxr.networks.maxpool import MaxPool2d
+
+    x = torch.randn(2, 8, 21, 22).contiguous(memory_format=torch.channels_last)
+    x[0, 0, :4, :4] = 1.0  # ties: both must send the gradient to the same element
+    results = []
+    for pool in (MaxPool2d(), torch.nn.MaxPool2d(2)):
+        leaf = x.clone().requires_grad_()
+        saved: list = []
+
+        def keep(t, saved=saved):
+            saved.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            out = pool(leaf * 1.0)  # a non-leaf input, as in the network
+        out.backward(torch.arange(out.numel(), dtype=torch.float32).view_as(out))
+        results.append((out.detach(), leaf.grad, saved))
+    (out_a, grad_a, saved_a), (out_b, grad_b, saved_b) = results
+    assert torch.equal(out_a, out_b) and torch.equal(grad_a, grad_b)
+    assert [t.dtype for t in saved_a] == [torch.int64]  # torch's keeps the input too
+    assert torch.float32 in [t.dtype for t in saved_b]
+    assert isinstance(SmallNet(64).features[1], MaxPool2d)

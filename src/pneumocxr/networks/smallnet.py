@@ -6,6 +6,7 @@ from torch import nn
 
 from pneumocxr.networks import gray
 from pneumocxr.networks.base import PneumoNet, init_like_keras
+from pneumocxr.networks.maxpool import MaxPool2d
 
 
 def _conv_out(size: int) -> int:
@@ -35,10 +36,10 @@ class SmallNet(PneumoNet):
         super().__init__(image_size)
         self.features = nn.Sequential(
             gray.Conv2d(3, 32, 3),  # reads a gray image's one channel (networks/gray.py)
-            nn.MaxPool2d(2),
+            MaxPool2d(),  # frees its input once pooled (networks/maxpool.py)
             nn.ReLU(),
             nn.Conv2d(32, 64, 3),
-            nn.MaxPool2d(2),
+            MaxPool2d(),
             nn.ReLU(),
             nn.Conv2d(64, 64, 3),
             nn.ReLU(),
