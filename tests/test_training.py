@@ -181,3 +181,26 @@ def test_feature_cache_runs_folded_and_trains_channels_last():
         batch = data.on_after_batch_transfer(next(iter(loader)), 0)  # Lightning's hook
         assert batch[0].is_contiguous(memory_format=torch.channels_last)
         assert not batch[0].is_contiguous()  # the loader's own stack is NCHW
+
+
+def test_phases_give_memory_back_and_bound_it_batch_by_batch(tmp_path, monkeypatch):
+    """Freed memory goes back to the kernel before the phases, at each phase's start and after
+    the last (`_malloc.release_memory`), and the heap's growth is checked after every training
+    batch and validation (`_malloc.release_if_grown`, docs/PERFORMANCE.md)."""
+    from pneumocxr.data.dataset import Dataset
+    from pneumocxr.networks.smallnet import SmallNet
+    from pneumocxr.training import loop, memory
+    from pneumocxr.training.phases import Phase
+
+    calls = []
+    monkeypatch.setattr(loop, "release_memory", lambda: calls.append("release"))
+    monkeypatch.setattr(memory, "release_if_grown", lambda limit: calls.append("check") or False)
+    splits = ["train"] * 12 + ["val"] * 4
+    table = pd.DataFrame({"label": ["NORMAL", "PNEUMONIA"] * 8, "split": splits})
+    pixels = torch.randint(0, 256, (16, 1, 24, 24), dtype=torch.uint8)
+    dataset = Dataset(table, pixels, tmp_path)
+    cfg = TrainConfig(data=str(tmp_path), batch_size=4, image_size=24, epochs=1).resolved()
+    phase = Phase("train", 0, 1, 1e-4)
+    loop.fit_phases(cfg, SmallNet(24), dataset, tmp_path, [phase], {"phases": {}}, 0, None, None)
+    # before the phases, the phase's start, 3 training batches, 1 validation, after the phases
+    assert calls == ["release", "release", "check", "check", "check", "check", "release"]
