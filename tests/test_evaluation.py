@@ -104,6 +104,27 @@ def test_bootstrap_intervals_contain_the_estimate_and_narrow_with_n():
     assert np.isnan(ci["auc"][0]) and np.isnan(ci["specificity"][0])
 
 
+def test_bootstrap_auc_is_scikit_learns_without_calling_it(monkeypatch):
+    """The bootstrap counts each resample's ranked pairs itself (scikit-learn's input checks
+    were most of evaluate's bootstrap time); ties (scores rounded to two decimals) count one
+    half, as in roc_auc_score's trapezoids: the same intervals."""
+    from pneumocxr.evaluation import metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    p = np.round(np.clip(0.5 + (y - 0.5) * 0.3 + rng.normal(0, 0.3, 300), 0, 1), 2)
+    picks = np.random.default_rng(0)  # bootstrap_ci's own draws (seed 0)
+    aucs = []
+    for _ in range(200):
+        pick = picks.integers(0, 300, 300)
+        aucs.append(skm.roc_auc_score(y[pick], p[pick]))
+    expected = metrics.percentile_interval(np.asarray(aucs))
+    calls = []
+    monkeypatch.setattr(metrics, "roc_auc_score", lambda *a, **k: calls.append(a))
+    got = bootstrap_ci(y, p, n_boot=200)["auc"]
+    assert not calls and got == pytest.approx(expected, abs=1e-12)
+
+
 def test_predict_gives_exactly_what_evaluate_gave(evaluated, smallnet_run):
     out, _ = evaluated
     predictions = pd.read_csv(out / "predictions.csv").head(6)

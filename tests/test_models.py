@@ -206,3 +206,87 @@ def test_linear_probe_proves_the_weights_are_pretrained(data_root):
     assert pretrained["auc"] > 0.98, results
     assert 1 - random["auc"] > 2 * (1 - pretrained["auc"]), results
     assert random["log_loss"] > 1.3 * pretrained["log_loss"], results
+
+
+@pytest.mark.parametrize("name", ["smallnet", "efficientnet-lite0"])
+def test_first_convolution_reads_the_gray_channel_and_is_the_same_function(name):
+    """A gray batch reaches the network as one channel shown three times (a stride-0 view);
+    the first convolution then runs on the one channel with its weights summed: a third of its
+    multiplications, channels-last output, and the same outputs and gradients as three real
+    channels (its first stage in float64, equal up to rounding)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pneumocxr.data.transforms import is_gray_view, network_input, prepare_batch
+
+    torch.manual_seed(0)
+    model = build_model(name, 40, weights="none").train()
+    pixels = torch.randint(0, 256, (2, 1, 40, 40), dtype=torch.uint8)
+    view = prepare_batch(pixels, model.preprocessing())
+    copy = view.contiguous(memory_format=torch.channels_last)  # three real channels
+    assert is_gray_view(view) and not is_gray_view(copy)
+    flop = []
+    for x in (view, copy):
+        with FlopCounterMode(display=False) as counter:
+            out = model.stages()[0](x)
+        assert out.is_contiguous(memory_format=torch.channels_last)
+        flop.append(counter.get_total_flops())
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    saved = 2 * first.weight[:, 1:].numel() * out.shape[0] * out.shape[2] * out.shape[3]
+    # SmallNet's stage pools after the convolution: its output size is not the conv's.
+    if name == "efficientnet-lite0":
+        assert flop[1] - flop[0] == saved
+    assert flop[0] < flop[1]
+    stage = model.stages()[0].double()  # the stage the change is in, and its gradients
+    view = network_input(pixels.double() / 255, model.preprocessing())
+    copy = view.contiguous(memory_format=torch.channels_last)
+    results = []
+    for x in (view, copy):
+        stage.zero_grad()
+        out = stage(x)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in stage.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = results
+    assert torch.allclose(out_a, out_b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_per_channel_normalisation_gets_three_real_channels():
+    """VGG16's ImageNet normalisation differs per channel: no gray view, the 3-channel copy."""
+    from pneumocxr.data.transforms import is_gray_view, network_input
+    from pneumocxr.task import IMAGENET_NORMALISATION
+
+    unit = torch.rand(2, 1, 32, 32)
+    x = network_input(unit, VGG16(32).preprocessing())
+    assert not is_gray_view(x) and x.is_contiguous(memory_format=torch.channels_last)
+    mean, std = IMAGENET_NORMALISATION
+    for c in range(3):
+        assert torch.allclose(x[:, c], (unit[:, 0] - mean[c]) / std[c])
+
+
+def test_smallnet_max_pool_keeps_only_indices_and_gives_torchs_gradients():
+    """SmallNet's max-pool saves its argmax indices, not its input, for the backward pass
+    (the first convolution's 200 MB output per batch of 32 is freed once pooled); its
+    gradients are torch's, ties included."""
+    from pneumocxr.networks.maxpool import MaxPool2d
+
+    x = torch.randn(2, 8, 21, 22).contiguous(memory_format=torch.channels_last)
+    x[0, 0, :4, :4] = 1.0  # ties: both must send the gradient to the same element
+    results = []
+    for pool in (MaxPool2d(), torch.nn.MaxPool2d(2)):
+        leaf = x.clone().requires_grad_()
+        saved: list = []
+
+        def keep(t, saved=saved):
+            saved.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            out = pool(leaf * 1.0)  # a non-leaf input, as in the network
+        out.backward(torch.arange(out.numel(), dtype=torch.float32).view_as(out))
+        results.append((out.detach(), leaf.grad, saved))
+    (out_a, grad_a, saved_a), (out_b, grad_b, saved_b) = results
+    assert torch.equal(out_a, out_b) and torch.equal(grad_a, grad_b)
+    assert [t.dtype for t in saved_a] == [torch.int64]  # torch's keeps the input too
+    assert torch.float32 in [t.dtype for t in saved_b]
+    assert isinstance(SmallNet(64).features[1], MaxPool2d)

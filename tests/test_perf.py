@@ -13,7 +13,12 @@ import torch
 
 from conftest import cli, shared_images
 from pneumocxr.artifact.loaded import LoadedModel
-from pneumocxr.bench.reference import eager_smallnet, forward_flop_per_image
+from pneumocxr.bench.reference import (
+    Gemm,
+    eager_smallnet,
+    forward_flop_per_image,
+    train_flop_per_image,
+)
 from pneumocxr.data.decode import DecodeStream, decode_all
 from pneumocxr.inference.batches import predict_pixels
 from pneumocxr.inference.predict import predict_paths
@@ -106,6 +111,8 @@ def test_bench_quick_gives_every_figure_and_its_ratios(tmp_path):
         figures["smallnet_train_gflops"] / figures["gemm_gflops"]
     )
     assert len(figures["eager_reference_step_s"]) == 3  # one after each SmallNet batch
+    assert len(figures["gemm_step_s"]) == 3  # the ceiling, measured between the same batches
+    assert figures["gemm_best_gflops"] > 0
     for args, message in (
         (("--steps", "1"), "error: --steps must be at least 2"),
         (
@@ -116,3 +123,28 @@ def test_bench_quick_gives_every_figure_and_its_ratios(tmp_path):
     ):
         refused = cli("bench", *args, check=False)
         assert refused.returncode == 1 and refused.stderr.strip() == message
+
+
+def test_training_flop_are_counted_as_the_step_runs():
+    """A step's FLOP: forward, the weights' gradients, the inputs' gradients only where they
+    are computed (none for the first layer's input), grouped convolutions counted per group."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    first, depthwise = torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 3, groups=8)
+    net = torch.nn.Sequential(first, depthwise)
+    forward = [forward_flop_per_image(m, i) for m, i in ((first, x), (depthwise, first(x)))]
+    counted = train_flop_per_image(lambda t: net(t).sum(), x)
+    # first: forward + weights' gradient; depthwise: forward + weights' + its input's gradient
+    assert counted == pytest.approx(2 * forward[0] + 3 * forward[1])
+    assert forward[1] == 2 * 8 * 9 * 28 * 28  # one input channel per output channel
+
+
+def test_gemm_ceiling_is_total_work_over_total_time():
+    gemm = Gemm(64)
+    for _ in range(4):
+        gemm.step()
+    assert len(gemm.seconds) == 4
+    work = 2 * 64**3
+    assert gemm.gflops() == pytest.approx(4 * work / sum(gemm.seconds) / 1e9)
+    assert gemm.best_gflops() == pytest.approx(work / min(gemm.seconds) / 1e9)
+    assert gemm.best_gflops() >= gemm.gflops()

@@ -155,3 +155,52 @@ def test_the_exported_epoch_is_the_best_of_the_last_phase():
     )
     assert exported_epoch(history) == 4
     assert exported_epoch(history.iloc[:0]) is None
+
+
+def test_feature_cache_runs_folded_and_trains_channels_last():
+    """The frozen stages fill the cache with BatchNorm folded (what prediction runs), and the
+    cached feature maps reach the trainable stages channels-last, as images do."""
+    from pneumocxr.data.transforms import prepare_batch
+    from pneumocxr.networks.folding import folded
+    from pneumocxr.networks.registry import build_model
+    from pneumocxr.training.features import FeatureDataModule, run_frozen
+
+    torch.manual_seed(0)
+    model, stop = build_model("efficientnet-lite0", 32), 5
+    model.freeze_before(stop)
+    pixels = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
+    features = run_frozen(model, pixels, 0, stop)
+    x = prepare_batch(pixels, model.preprocessing())
+    with torch.no_grad():
+        assert torch.equal(features, folded(model).run_stages(x, 0, stop).contiguous())
+        unfolded = model.eval().run_stages(x, 0, stop)
+    assert not torch.equal(features, unfolded) and torch.allclose(features, unfolded, atol=1e-3)
+    splits = {"train": torch.arange(6), "val": torch.arange(6, 8)}
+    data = FeatureDataModule([features[:6]], features[6:], torch.ones(8), splits, batch_size=3)
+    for loader in (data.train_dataloader(), data.val_dataloader()):
+        batch = data.on_after_batch_transfer(next(iter(loader)), 0)  # Lightning's hook
+        assert batch[0].is_contiguous(memory_format=torch.channels_last)
+        assert not batch[0].is_contiguous()  # the loader's own stack is NCHW
+
+
+def test_phases_give_memory_back_and_bound_it_batch_by_batch(tmp_path, monkeypatch):
+    """Freed memory goes back to the kernel before the phases, at each phase's start and after
+    the last (`_malloc.release_memory`), and the heap's growth is checked after every training
+    batch and validation (`_malloc.release_if_grown`, docs/PERFORMANCE.md)."""
+    from pneumocxr.data.dataset import Dataset
+    from pneumocxr.networks.smallnet import SmallNet
+    from pneumocxr.training import loop, memory
+    from pneumocxr.training.phases import Phase
+
+    calls = []
+    monkeypatch.setattr(loop, "release_memory", lambda: calls.append("release"))
+    monkeypatch.setattr(memory, "release_if_grown", lambda limit: calls.append("check") or False)
+    splits = ["train"] * 12 + ["val"] * 4
+    table = pd.DataFrame({"label": ["NORMAL", "PNEUMONIA"] * 8, "split": splits})
+    pixels = torch.randint(0, 256, (16, 1, 24, 24), dtype=torch.uint8)
+    dataset = Dataset(table, pixels, tmp_path)
+    cfg = TrainConfig(data=str(tmp_path), batch_size=4, image_size=24, epochs=1).resolved()
+    phase = Phase("train", 0, 1, 1e-4)
+    loop.fit_phases(cfg, SmallNet(24), dataset, tmp_path, [phase], {"phases": {}}, 0, None, None)
+    # before the phases, the phase's start, 3 training batches, 1 validation, after the phases
+    assert calls == ["release", "release", "check", "check", "check", "check", "release"]

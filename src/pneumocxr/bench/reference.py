@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 
 def eager_smallnet(image_size: int = 224) -> nn.Sequential:
@@ -67,21 +67,69 @@ class EagerReference:
 
 def gemm_gflops(n: int = 2048, repeats: int = 5) -> float:
     """Best of `repeats` n x n fp32 matrix multiplies, in GFLOP/s."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best = float("inf")
+    gemm = Gemm(n)
     for _ in range(repeats):
+        gemm.step()
+    return gemm.best_gflops()
+
+
+class Gemm:
+    """n x n fp32 matrix multiplies, one per call, so that they can run interleaved with the
+    training steps they are the ceiling for (as `EagerReference` does).
+
+    On the shared machine a lone GEMM swings between 100 and 196 GFLOP/s within a minute; the
+    best of five taken before the training figures (bench's ceiling until 2026-12) met a quiet
+    moment while the steps met a loaded one, and printed 48% of GEMM for a step that held 78%
+    of the GEMMs run between its steps (docs/PERFORMANCE.md, "Measuring"). `gflops` is total
+    work over total time, like every images/s figure."""
+
+    def __init__(self, n: int = 2048):
+        self.n = n
+        self.a, self.b = torch.randn(n, n), torch.randn(n, n)
+        self.out = self.a @ self.b  # warm-up; later products are written into it
+        self.seconds: list[float] = []
+
+    def step(self) -> None:
         start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+        torch.mm(self.a, self.b, out=self.out)
+        self.seconds.append(time.perf_counter() - start)
+
+    def gflops(self) -> float:
+        return 2 * self.n**3 * len(self.seconds) / sum(self.seconds) / 1e9
+
+    def best_gflops(self) -> float:
+        return 2 * self.n**3 / min(self.seconds) / 1e9
 
 
 def forward_flop_per_image(forward, inputs: torch.Tensor) -> float:
     """FLOP per image of one forward pass, counted by torch's FLOP counter (convolutions and
-    matrix multiplies; elementwise work is not counted). A training step is counted as three
-    forward passes (the usual estimate; torch's counter overstates depthwise backward passes):
-    for SmallNet at 224 px, 3 x 0.745 = 2.2 GFLOP per image."""
+    matrix multiplies; elementwise work is not counted): the tutorial's SmallNet at 224 px,
+    0.745 GFLOP per image (three of them, 2.2 GFLOP, are the usual estimate of a training
+    step; `train_flop_per_image` counts one as it runs)."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         forward(inputs)
+    return counter.get_total_flops() / len(inputs)
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation,
+                        transposed, _output_padding, _groups, output_mask, out_shape=None,
+                        **kwargs) -> int:  # fmt: skip
+    """A convolution's backward pass: its forward FLOP once for the input's gradient and once
+    for the weights', each only when computed (the first layer computes no input gradient).
+    torch's own formula ignores groups and counted EfficientNet's depthwise backward passes
+    50 times over (11.6 instead of 0.7 GFLOP per fine-tuning image)."""
+    forward = conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def train_flop_per_image(step, inputs: torch.Tensor) -> float:
+    """FLOP per image of one training step's forward and backward passes (`step(inputs)`
+    returns the loss), counted by torch's FLOP counter as they run: convolutions and matrix
+    multiplies, the gradients actually computed (none for the input of the first trainable
+    layer), elementwise work not counted. SmallNet at 224 px: 2.15 GFLOP per image with three
+    input channels (three forward passes, the usual estimate, say 2.23), 2.04 with its first
+    convolution on the gray channel (networks/gray.py)."""
+    mapping = {torch.ops.aten.convolution_backward: _conv_backward_flop}
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        step(inputs).backward()
     return counter.get_total_flops() / len(inputs)

@@ -16,7 +16,7 @@ import warnings
 import lightning as L
 import torch
 
-from pneumocxr.bench.reference import forward_flop_per_image
+from pneumocxr.bench.reference import train_flop_per_image
 from pneumocxr.data.datamodule import ImageDataModule
 from pneumocxr.networks.base import PneumoNet
 from pneumocxr.training.features import FeatureCache, FeatureDataModule
@@ -108,12 +108,17 @@ def image_training(
 
 
 def _train_flop(module: Classifier, stage: int, inputs: torch.Tensor) -> float:
+    """FLOP per image of the training step as it runs (forward and backward, counted)."""
     if stage == 0:
         from pneumocxr.data.transforms import prepare_batch
 
         inputs = prepare_batch(inputs[:2], module.model.preprocessing())
+    elif inputs.ndim == 4:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)  # as the loader's
     module.train()
-    return 3 * forward_flop_per_image(module, inputs[:2])
+    flop = train_flop_per_image(lambda x: module(x).sum(), inputs[:2])
+    module.zero_grad(set_to_none=True)
+    return flop
 
 
 def cached_training(model: PneumoNet, pixels, stage: int, batch: int, steps: int, warmup: int):

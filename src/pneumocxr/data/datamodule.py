@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Sampler, Subset, TensorDataset
 
 from pneumocxr.data.augment import Augment
 from pneumocxr.data.preprocessing import Preprocessing
@@ -37,9 +37,14 @@ class EpochShuffle(Sampler):
 
 
 def loader(features: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle_seed=None,
-           epoch: int = 0) -> DataLoader:  # fmt: skip
-    """Batches in memory; `shuffle_seed` shuffles with `EpochShuffle`."""
+           epoch: int = 0, index: torch.Tensor | None = None) -> DataLoader:  # fmt: skip
+    """Batches in memory; `shuffle_seed` shuffles with `EpochShuffle`. With `index`, the rows
+    of `features` and `labels` it names, read in place: the batches of `features[index]`
+    without its copy (the training and validation splits of the 224-px images are 160 + 41 MB
+    that lived as long as their loaders; docs/PERFORMANCE.md, "Memory while training")."""
     dataset = TensorDataset(features, labels)
+    if index is not None:
+        dataset = Subset(dataset, index.tolist())
     sampler = None if shuffle_seed is None else EpochShuffle(len(dataset), shuffle_seed, epoch)
     # A private generator: the loader's worker seed must not draw from torch's global RNG.
     return DataLoader(dataset, batch_size, sampler=sampler, generator=torch.Generator())
@@ -77,11 +82,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         index = self.splits["train"]
-        return loader(self.pixels[index], self.labels[index], self.batch_size, self.seed)
+        return loader(self.pixels, self.labels, self.batch_size, self.seed, index=index)
 
     def val_dataloader(self):
         index = self.splits["val"]
-        val = loader(self.pixels[index], self.labels[index], self.batch_size)
+        val = loader(self.pixels, self.labels, self.batch_size, index=index)
         if self.external is None:
             return val
         pixels, labels = self.external

@@ -18,8 +18,19 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 def normalise(
     images: torch.Tensor, mean: Sequence[float], std: Sequence[float], channels: int = 3
 ) -> torch.Tensor:
-    """[0,1] gray or RGB batch -> the model's channels and normalisation."""
+    """[0,1] gray or RGB batch -> the model's channels and normalisation.
+
+    A gray batch whose channels are all normalised alike (SmallNet, EfficientNet-Lite) is
+    normalised once and returned as a view that shows its one channel three times (stride 0,
+    no copy; `is_gray_view`): a first convolution that knows it (networks/gray.py) then runs on
+    the one channel with its weights summed over the three, the same function at a third of
+    the work and without the 3-channel copy (docs/PERFORMANCE.md, 11). Per-channel
+    normalisation (VGG16's ImageNet constants) gets the copy."""
     if images.shape[1] == 1 and channels == 3:
+        if len(set(mean)) == 1 and len(set(std)) == 1:
+            if (mean[0], std[0]) != (0.0, 1.0):
+                images = (images - mean[0]) / std[0]
+            return images.expand(-1, 3, -1, -1)
         images = images.expand(-1, 3, -1, -1)
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
@@ -31,12 +42,24 @@ def prepare_batch(images: torch.Tensor, prep: Preprocessing, augment=None) -> to
 
     `augment` takes the uint8 batch and returns [0, 1] floats (see data/augment.py)."""
     images = to_unit(images) if augment is None else augment(images)
-    images = normalise(images, prep.mean, prep.std, prep.channels)
-    return images.contiguous(memory_format=torch.channels_last)
+    return channels_last(normalise(images, prep.mean, prep.std, prep.channels))
 
 
 def network_input(unit: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """[0, 1] gray (or RGB) images at the network's size -> its channels and normalisation,
     channels-last (what `prepare_batch` gives for uint8 images)."""
-    x = normalise(unit, prep.mean, prep.std, prep.channels)
-    return x.contiguous(memory_format=torch.channels_last)
+    return channels_last(normalise(unit, prep.mean, prep.std, prep.channels))
+
+
+def is_gray_view(images: torch.Tensor) -> bool:
+    """Is this batch one gray channel shown as several (`normalise`'s stride-0 view)?"""
+    return images.ndim == 4 and images.shape[1] > 1 and images.stride(1) == 0
+
+
+def channels_last(images: torch.Tensor) -> torch.Tensor:
+    """Network input in the channels-last layout oneDNN's convolutions prefer; a gray view
+    stays a view (copying it would make the three channels the first convolution no longer
+    reads)."""
+    if is_gray_view(images):
+        return images
+    return images.contiguous(memory_format=torch.channels_last)

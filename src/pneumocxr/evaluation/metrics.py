@@ -62,6 +62,8 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     samples = {name: [] for name in CI_METRICS}
     n = len(labels)
+    # Each image's place among the distinct scores, for `_resampled_auc`.
+    levels, level_of = np.unique(probs, return_inverse=True)
     for _ in range(n_boot):
         pick = rng.integers(0, n, n)
         y, p = labels[pick], probs[pick]
@@ -72,8 +74,20 @@ def bootstrap_ci(
         if not y.all():
             samples["specificity"].append(hit[y == 0].mean())
         if 0 < y.sum() < n:
-            samples["auc"].append(roc_auc_score(y, p))
+            samples["auc"].append(_resampled_auc(y, level_of[pick], len(levels)))
     return {name: percentile_interval(np.asarray(v), level) for name, v in samples.items()}
+
+
+def _resampled_auc(y: np.ndarray, level: np.ndarray, levels: int) -> float:
+    """roc_auc_score(y, p) from each image's rank `level` among the distinct scores: the share
+    of (positive, negative) pairs ranked right, ties counting one half (the area under the
+    ROC's trapezoids is exactly that). scikit-learn's input checks took 4 ms per resample:
+    `evaluate` on 1,018 images spent 4 s of its 24 in the bootstrap, 0.07 s now."""
+    positives = np.bincount(level[y == 1], minlength=levels)
+    negatives = np.bincount(level[y == 0], minlength=levels)
+    below = np.cumsum(negatives) - negatives
+    pairs = float(positives.sum()) * float(negatives.sum())
+    return float(np.dot(positives, below + 0.5 * negatives) / pairs)
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:

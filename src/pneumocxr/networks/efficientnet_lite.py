@@ -22,6 +22,7 @@ from torch import nn
 
 from pneumocxr.errors import PneumoError
 from pneumocxr.networks.base import PneumoNet
+from pneumocxr.networks.gray import gray_conv, one_channel_last
 from pneumocxr.networks.weights import load_into, read_packaged, read_state_dict
 
 # EfficientNet-B0's stages (repeats, kernel, stride, expand ratio, in channels, out channels),
@@ -61,9 +62,10 @@ class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow's "SAME" padding, computed from the input's size."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, weight = gray_conv(self, x)  # the stem reads a gray image's one channel
         if self.stride == (1, 1):  # odd kernels at stride 1: symmetric, no copy needed
             k = self.kernel_size[0] // 2
-            return F.conv2d(x, self.weight, self.bias, 1, (k, k), self.dilation, self.groups)
+            return F.conv2d(x, weight, self.bias, 1, (k, k), self.dilation, self.groups)
         pad = []
         for size, k, s in zip(
             reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)
@@ -72,7 +74,9 @@ class SameConv2d(nn.Conv2d):
             pad += [total // 2, total - total // 2]
         if any(pad):
             x = F.pad(x, pad)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            if x.shape[1] == 1:  # the padded copy lost the stated layout (gray.one_channel_last)
+                x = one_channel_last(x)
+        return F.conv2d(x, weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from pneumocxr.networks import gray
 from pneumocxr.networks.base import PneumoNet, init_like_keras
+from pneumocxr.networks.maxpool import MaxPool2d
 
 
 def _conv_out(size: int) -> int:
@@ -33,11 +35,11 @@ class SmallNet(PneumoNet):
     def __init__(self, image_size: int = 224):
         super().__init__(image_size)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 32, 3),
-            nn.MaxPool2d(2),
+            gray.Conv2d(3, 32, 3),  # reads a gray image's one channel (networks/gray.py)
+            MaxPool2d(),  # frees its input once pooled (networks/maxpool.py)
             nn.ReLU(),
             nn.Conv2d(32, 64, 3),
-            nn.MaxPool2d(2),
+            MaxPool2d(),
             nn.ReLU(),
             nn.Conv2d(64, 64, 3),
             nn.ReLU(),

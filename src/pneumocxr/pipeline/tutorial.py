@@ -59,6 +59,7 @@ def run_tutorial(
 ) -> Path:
     """Split, plots, SmallNet and a transfer model on the same split, compared (and on an
     external set, when given)."""
+    from pneumocxr._malloc import release_memory
     from pneumocxr.data.dataset import load_dataset, load_external
     from pneumocxr.data.plots import augmentation_figure
     from pneumocxr.data.split import PROTOCOLS
@@ -102,6 +103,7 @@ def run_tutorial(
         )
         results[name] = train(cfg, dataset, run_dir=run_dir / name, external=outside)
     log.info("\nvalidation metrics (internal):\n%s", _side_by_side(results))
+    release_memory()  # the transfer model's training and scope fit, before evaluating
     _evaluate_run(run_dir, dataset.table, results, seed, outside)
     _print_locations(run_dir, results)
     return run_dir
