@@ -26,6 +26,7 @@ from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry
 from pneumocxr.errors import PneumoError, first_line
 from pneumocxr.fileio.folders import link_problem
+from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
 # The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
 # external programs (EPS calls Ghostscript), and none of them is a radiograph export.
@@ -68,17 +69,24 @@ def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     grayscale PIL image. The content decides the format; a name ending in .dcm that holds a
     JPEG is read as the JPEG."""
     path = Path(path)
-    _check_regular_file(path)
     named_dicom = path.suffix.lower() in DICOM_SUFFIXES
     try:
-        with open(path, "rb") as handle:
+        handle = open_regular(path)  # never a named pipe: reading it would wait forever
+    except NotRegularFile as err:
+        raise PneumoError(f"{path}: {err.reason}") from None
+    except FileNotFoundError:
+        raise PneumoError(link_problem(path) or f"image not found: {path}") from None
+    except OSError as err:  # no permission, a link loop...
+        raise PneumoError(
+            link_problem(path) or f"{path}: not a readable image ({first_line(err, 200)})"
+        ) from None
+    with handle:
+        try:
             dicom = handle.read(132)[128:132] == b"DICM"
             handle.seek(0)
             return _decode_gray(handle, f"{path}: ", dicom, PIL_FORMATS, max_pixels, named_dicom)
-    except FileNotFoundError:
-        raise PneumoError(f"image not found: {path}") from None
-    except OSError as err:  # a folder, no permission...
-        raise PneumoError(f"{path}: not a readable image ({first_line(err, 200)})") from None
+        except OSError as err:  # a read error of the disk
+            raise PneumoError(f"{path}: not a readable image ({first_line(err, 200)})") from None
 
 
 def read_gray_bytes(
@@ -190,15 +198,6 @@ def _check_pixels(count: int, limit: int, where: str) -> None:
             f"{where}image too large: {count:,} pixels, the limit is {limit:,} "
             "(a decompression bomb?)"
         )
-
-
-def _check_regular_file(path: Path) -> None:
-    """Refuse what is not a plain file before opening it: reading a FIFO would wait forever."""
-    if path.is_file():
-        return
-    if path.exists():
-        raise PneumoError(f"{path}: not a regular file")
-    raise PneumoError(link_problem(path) or f"image not found: {path}")
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:

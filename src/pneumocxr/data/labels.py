@@ -27,6 +27,7 @@ from pneumocxr.data.index import (
     parse_patient,
 )
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,10 +113,13 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
     """The CSV as text cells, or one line saying why it cannot be read."""
     import pandas as pd
 
-    if not csv.is_file():
+    if not os.path.exists(csv):
         raise PneumoError(f"labels file not found: {csv}")
     try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        with open_regular(csv) as handle:  # a named pipe would never end
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except NotRegularFile:
+        raise
     except UnicodeDecodeError as err:
         raise PneumoError(
             f"{csv} is not UTF-8 text (byte {err.start}); save the labels as a UTF-8 CSV file"

@@ -1,0 +1,57 @@
+"""Inputs that made commands wait forever or walk the whole machine: a named pipe listed as an
+image, one path given where a list was expected, a link to `/` in a data folder. Each test
+fails (it does not hang) on code that still has the flaw."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import shared_images
+from in_process import fifo_watchdog, run_cli
+from pneumocxr.fileio.formats import read_csv
+
+
+def _labelled_folder(folder):
+    """20 X-rays (links to the shared ones), two named pipes, and a labels CSV of them all."""
+    folder.mkdir()
+    rows = ["path,label"]
+    for label in ("NORMAL", "PNEUMONIA"):
+        for image in shared_images(label, 10):
+            (folder / image.name).symlink_to(image)
+            rows.append(f"{image.name},{label}")
+    fifos = [folder / "scan", folder / "pipe.dcm"]  # DICOMs often have no suffix
+    for fifo in fifos:
+        os.mkfifo(fifo)
+        rows.append(f"{fifo.name},NORMAL")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv", fifos
+
+
+def test_a_named_pipe_in_a_labels_csv_is_skipped_never_opened(tmp_path):
+    labels, fifos = _labelled_folder(tmp_path / "images")
+    with fifo_watchdog(fifos) as fired:
+        result = run_cli("split", "--labels", labels, "--out", tmp_path / "s")
+    assert not fired, "a named pipe was opened: without the watchdog this waits forever"
+    assert result.returncode == 0, result.stderr
+    assert "skipping 2 unreadable file(s)" in result.stderr
+    assert result.stderr.count("not a regular file (a named pipe)") == 2
+    assert len(read_csv(tmp_path / "s" / "splits.csv")) == 20
+
+
+def test_nothing_that_hashes_or_sniffs_a_file_opens_a_named_pipe(tmp_path):
+    from pneumocxr.data.dataset import _digest
+    from pneumocxr.data.dicom import dicom_patient, is_dicom, shown_header
+    from pneumocxr.fileio.formats import read_json, sha256_file
+    from pneumocxr.fileio.regular import NotRegularFile
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with fifo_watchdog([fifo]) as fired:
+        assert not is_dicom(fifo) and dicom_patient(fifo) is None and shown_header(fifo) is None
+        assert _digest(fifo) is None  # the external set's overlap check
+        for read in (sha256_file, read_json):
+            with pytest.raises(NotRegularFile, match="not a regular file"):
+                read(fifo)
+    assert not fired
