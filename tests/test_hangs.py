@@ -55,3 +55,16 @@ def test_nothing_that_hashes_or_sniffs_a_file_opens_a_named_pipe(tmp_path):
             with pytest.raises(NotRegularFile, match="not a regular file"):
                 read(fifo)
     assert not fired
+
+
+def test_one_path_as_a_string_is_one_file_not_its_characters(monkeypatch):
+    import pneumocxr.inference.inputs as inputs
+    from pneumocxr.api import load_model
+
+    def walk(root, strict=False):  # "/", the first character, was walked: the whole disk
+        raise AssertionError(f"walked the folder {root}")
+
+    monkeypatch.setattr(inputs, "walk_files", walk)
+    image = str(shared_images("NORMAL", 1)[0])
+    found, failures = load_model("default").predict_paths(image)
+    assert [f.path for f in found] == [image] and failures == []
