@@ -4,11 +4,12 @@ fails (it does not hang) on code that still has the flaw."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
 
-from conftest import shared_images
+from conftest import make_subset, shared_images
 from in_process import fifo_watchdog, run_cli
 from pneumocxr.fileio.formats import read_csv
 
@@ -68,3 +69,18 @@ def test_one_path_as_a_string_is_one_file_not_its_characters(monkeypatch):
     image = str(shared_images("NORMAL", 1)[0])
     found, failures = load_model("default").predict_paths(image)
     assert [f.path for f in found] == [image] and failures == []
+
+
+def test_a_link_to_a_folder_above_the_data_is_not_walked(tmp_path, caplog):
+    from pneumocxr.data.index import index_images
+
+    around = tmp_path / "disk"
+    data = make_subset(around / "home" / "data", 3, 3)
+    make_subset(around / "elsewhere", 2, 2, start=40)  # beside the data: never indexed
+    (data / "NORMAL" / "disk").symlink_to(around)  # as a link to / would be
+    (data / "PNEUMONIA" / "root").symlink_to("/")
+    with caplog.at_level(logging.WARNING, "pneumocxr"):
+        table = index_images(data)
+    assert len(table) == 6
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("2 symlink loops not followed") and "root -> /:" in said
