@@ -271,13 +271,21 @@ def agreement(
         ),
     ] = None,
     threshold: ThresholdOpt = None,
+    all_pairs: Annotated[
+        bool,
+        typer.Option(
+            help="Cohen's kappa for every pair of raters however many there are (by default "
+            "only up to 20 raters: 300 raters make 44,850 pairs)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs."""
+    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs. An image
+    listed twice must have the same rating from each rater."""
     from pneumocxr.evaluation.agreement import agreement_text
     from pneumocxr.pipeline.assess import rater_agreement
 
-    result = rater_agreement(ratings, model, threshold)
+    result = rater_agreement(ratings, model, threshold, all_pairs)
     typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
 
 

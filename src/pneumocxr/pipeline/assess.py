@@ -171,9 +171,10 @@ def _log_stress_row(row: dict) -> None:
              row["auc"], row["accuracy"])  # fmt: skip
 
 
-def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
+def rater_agreement(ratings_csv, model=None, threshold=None, all_pairs: bool = False) -> dict:
     """Agreement between the CSV's raters, plus the model as a rater when asked."""
-    from pneumocxr.evaluation.agreement import agreement, read_ratings
+    from pneumocxr.evaluation.agreement import agreement
+    from pneumocxr.evaluation.ratings import read_ratings
 
     ratings, _ = read_ratings(ratings_csv)
     if model is not None:
@@ -188,7 +189,7 @@ def rater_agreement(ratings_csv, model=None, threshold=None) -> dict:
             raise PneumoError(f"the model could not read {failures[0][1]}")
         # the plain thresholded label: every image is rated, as the raters rated every image
         ratings["model"] = [float(f.predicted == "PNEUMONIA") for f in found]
-    return agreement(ratings)
+    return agreement(ratings, all_pairs=all_pairs)
 
 
 def _resolve_image(base: Path, name: str) -> Path:
