@@ -258,31 +258,38 @@ def unreadable_error(failures) -> PneumoError:
 
 
 class DecodeStream:
-    """Batches of decoded images (uint8, B x 1 x size x size) for files in input order,
+    """Batches of decoded images (uint8, B x 1 x size x size) for inputs in input order,
     decoded in chunks: threads decode the next chunk while the caller works on the current
     batches, so memory holds two chunks instead of every image.
 
-    Unreadable files are skipped; after iterating, `ok` masks the readable inputs and
-    `failures` lists (path, reason), sorted, as `decode_all` does. Batches have exactly
-    `batch_size` images but the last, whatever the failures, so a model sees the same batches
-    as it would from `decode_all`.
+    Inputs are files, or anything `decode(item, size)` turns into (S x S uint8 pixels, the
+    header's scope note or None). Unreadable inputs are skipped (with `stop_on_error`, the
+    first one's PneumoError is raised instead); after iterating, `ok` masks the readable
+    inputs and `failures` lists (path, reason), sorted, as `decode_all` does. Batches have
+    exactly `batch_size` images but the last, whatever the failures, so a model sees the same
+    batches as it would from `decode_all`.
     """
 
-    def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None):
-        self.paths, self.size, self.batch_size = [str(p) for p in paths], size, batch_size
+    def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None,
+                 decode=None, stop_on_error: bool = False):  # fmt: skip
+        self.paths = [str(p) for p in paths] if decode is None else list(paths)
+        self.size, self.batch_size = size, batch_size
         self.chunk = chunk or 4 * batch_size
+        self.decode, self.stop_on_error = decode or load_image_noted, stop_on_error
         self.ok = np.zeros(len(self.paths), dtype=bool)
         self.failures: list[tuple[str, str]] = []
         self.notes: dict[int, str] = {}  # input index -> why its header puts it out of scope
 
     def _decode(self, i: int) -> np.ndarray | None:
         try:
-            pixels, note = load_image_noted(self.paths[i], self.size)
+            pixels, note = self.decode(self.paths[i], self.size)
             if note:
                 self.notes[i] = note
             return pixels
         except PneumoError as err:
-            self.failures.append((self.paths[i], str(err)))
+            if self.stop_on_error:
+                raise
+            self.failures.append((str(self.paths[i]), str(err)))
             return None
 
     def _submit(self, pool: ThreadPoolExecutor, start: int) -> list:
