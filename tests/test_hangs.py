@@ -11,15 +11,14 @@ import pytest
 
 from conftest import make_subset, shared_images
 from in_process import fifo_watchdog, run_cli
-from pneumocxr.fileio.formats import read_csv
 
 
 def _labelled_folder(folder):
-    """20 X-rays (links to the shared ones), two named pipes, and a labels CSV of them all."""
+    """Six X-rays (links to the shared ones), two named pipes, and a labels CSV of them all."""
     folder.mkdir()
     rows = ["path,label"]
     for label in ("NORMAL", "PNEUMONIA"):
-        for image in shared_images(label, 10):
+        for image in shared_images(label, 3):
             (folder / image.name).symlink_to(image)
             rows.append(f"{image.name},{label}")
     fifos = [folder / "scan", folder / "pipe.dcm"]  # DICOMs often have no suffix
@@ -30,15 +29,16 @@ def _labelled_folder(folder):
     return folder / "labels.csv", fifos
 
 
-def test_a_named_pipe_in_a_labels_csv_is_skipped_never_opened(tmp_path):
+def test_a_named_pipe_in_a_labels_csv_is_refused_never_opened(tmp_path):
     labels, fifos = _labelled_folder(tmp_path / "images")
     with fifo_watchdog(fifos) as fired:
         result = run_cli("split", "--labels", labels, "--out", tmp_path / "s")
     assert not fired, "a named pipe was opened: without the watchdog this waits forever"
-    assert result.returncode == 0, result.stderr
-    assert "skipping 2 unreadable file(s)" in result.stderr
-    assert result.stderr.count("not a regular file (a named pipe)") == 2
-    assert len(read_csv(tmp_path / "s" / "splits.csv")) == 20
+    assert result.returncode == 1 and not (tmp_path / "s").exists()
+    assert result.stderr == (
+        f"error: 2 file(s) listed in {labels} are not regular files: scan (a named pipe), "
+        "pipe.dcm (a named pipe)\n"
+    )
 
 
 def test_nothing_that_hashes_or_sniffs_a_file_opens_a_named_pipe(tmp_path):

@@ -27,7 +27,7 @@ from pneumocxr.data.index import (
     parse_patient,
 )
 from pneumocxr.errors import PneumoError
-from pneumocxr.fileio.regular import NotRegularFile, open_regular
+from pneumocxr.fileio.regular import NotRegularFile, irregular_kind, open_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -235,6 +235,10 @@ def find_files(listed: pd.Series, root: Path, csv: Path) -> list[str]:
         raise PneumoError(
             f"{len(missing)} image(s) listed in {csv} not found under {root}: {_few(missing)}"
         )
+    odd = {value: irregular_kind(path) for value, path in found.items()}
+    odd = [f"{value} ({kind})" for value, kind in odd.items() if kind]
+    if odd:  # a named pipe would never be read to its end: refused, never opened
+        raise PneumoError(f"{len(odd)} file(s) listed in {csv} are not regular files: {_few(odd)}")
     return [found[value] for value in listed]
 
 

@@ -21,9 +21,10 @@ class NotRegularFile(PneumoError, OSError):
     """A path that is not a plain file; an OSError too, so that code skipping unreadable
     files skips it. `reason` says what it is, without the path."""
 
-    def __init__(self, path, reason: str):
-        super().__init__(f"{os.fsdecode(path)}: {reason}")
-        self.reason = reason
+    def __init__(self, path, kind: str):
+        self.kind = kind  # "a named pipe", "a device"...
+        self.reason = f"not a regular file ({kind})"
+        super().__init__(f"{os.fsdecode(path)}: {self.reason}")
 
 
 def open_regular(path):
@@ -49,8 +50,19 @@ def is_regular(path) -> bool:
         return False
 
 
+def irregular_kind(path) -> str | None:
+    """What `path` is when it exists and is not a plain file ("a named pipe"), else None."""
+    try:
+        _check(os.stat(path).st_mode, path)
+    except NotRegularFile as err:
+        return err.kind
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _check(mode: int, path) -> None:
     if stat.S_ISREG(mode):
         return
     kind = next((name for test, name in _KINDS.items() if test(mode)), "not a file")
-    raise NotRegularFile(path, f"not a regular file ({kind})")
+    raise NotRegularFile(path, kind)
