@@ -48,16 +48,22 @@ def predict(
     ] = 32,
     scope_check: ScopeOpt = OnOff.on,
     strict: StrictOpt = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a --csv file that pneumocxr did not write.")
+    ] = False,
 ):
     """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
     P(pneumonia) and, for the last two, why, for each image."""
     from pneumocxr.api import load_model
     from pneumocxr.display import display_path
+    from pneumocxr.inference.answers import ANSWER_COLUMNS
 
     if csv is not None:  # before any work, and never over an input or a stranger's file
-        from pneumocxr.fileio.outputs import INPUT_SUFFIXES, check_output_file, starts_with
+        from pneumocxr.fileio.outputs import INPUT_SUFFIXES, check_output_file, csv_header
 
-        check_output_file(csv, "--csv", paths, starts_with(b"path,"), INPUT_SUFFIXES)
+        # A labels CSV starts `path,label` too: only this exact header is predict's own.
+        check_output_file(csv, "--csv", paths, csv_header(ANSWER_COLUMNS), INPUT_SUFFIXES,
+                          overwrite)  # fmt: skip
     from pneumocxr.inference.inputs import expand_inputs
 
     loaded = load_model(model or "default")
@@ -80,7 +86,7 @@ def predict(
             )
     if csv is not None and found:
         from pneumocxr.fileio.formats import write_csv
-        from pneumocxr.inference.answers import ANSWER_COLUMNS, answers_table
+        from pneumocxr.inference.answers import answers_table
 
         write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
     if failures and not found:
@@ -183,6 +189,7 @@ def compare(
     tta: TTAOpt = False,
     scope_check: ScopeOpt = OnOff.on,
     strict: StrictOpt = False,
+    overwrite: OverwriteOpt = False,
     labels=None,  # the --labels options (with_labels_options)
 ):
     """One ROC plot with every model, and a table of their metrics, calibration and decisions
@@ -201,6 +208,7 @@ def compare(
         scope_check == OnOff.on,
         strict=strict,
         labels=labels,
+        overwrite=overwrite,
     )
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
@@ -213,13 +221,18 @@ def gradcam(
     out: Annotated[Path, typer.Option(help="Folder for the heatmap PNGs.")] = Path("gradcam"),
     threshold: ThresholdOpt = None,
     scope_check: ScopeOpt = OnOff.on,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace files in --out that pneumocxr did not draw.")
+    ] = False,
 ):
     """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
-    the decision. Unreadable images are skipped with a warning."""
+    the decision. Unreadable images are skipped with a warning. An input image is never
+    written over."""
     from pneumocxr.display import display_path
     from pneumocxr.pipeline.assess import gradcam_to_folder
 
-    for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
+    on = scope_check == OnOff.on
+    for path in gradcam_to_folder(model, images, out, threshold, on, overwrite):
         typer.echo(f"wrote {display_path(path)}")
 
 
@@ -242,15 +255,15 @@ def stress(
     ] = None,
     seed: SeedOpt = 0,
     strict: StrictOpt = False,
+    overwrite: OverwriteOpt = False,
     labels=None,  # the --labels options (with_labels_options)
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
     from pneumocxr.pipeline.assess import stress_to_folder
 
-    summary = stress_to_folder(
-        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=labels
-    )
+    summary = stress_to_folder(model, out, data, split, threshold, corruption, limit, seed,
+                               strict=strict, labels=labels, overwrite=overwrite)  # fmt: skip
     typer.echo(
         f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
         f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "
@@ -341,8 +354,13 @@ def ensemble(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")]):
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a report.html that pneumocxr did not write.")
+    ] = False,
+):
     """Rebuild report.html of a run folder."""
     from pneumocxr.report.html import write_report
 
-    typer.echo(f"wrote {write_report(run_dir)}")
+    typer.echo(f"wrote {write_report(run_dir, overwrite)}")

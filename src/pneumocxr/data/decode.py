@@ -116,6 +116,7 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
         with Image.open(handle, formats=formats) as image:
             check_geometry(*image.size, where)
             _check_pixels(image.width * image.height, max_pixels, where)
+            _refuse_own_figure(image, where)
             return _to_gray8(image)
     except UnidentifiedImageError:
         damaged = _signature(handle)
@@ -189,6 +190,13 @@ def _signature(handle) -> str | None:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"
     return "JPEG" if head.startswith(b"\xff\xd8\xff") else None
+
+
+def _refuse_own_figure(image: Image.Image, where: str) -> None:
+    """A figure pneumocxr drew (an evaluation's plots, a Grad-CAM panel) is never read as an
+    X-ray: one left inside a data folder would count as one."""
+    if image.format == "PNG" and image.info.get("Software") == "pneumocxr":
+        raise PneumoError(f"{where}a figure drawn by pneumocxr, not an X-ray")
 
 
 def _check_pixels(count: int, limit: int, where: str) -> None:
