@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
-from pneumocxr.data.limits import MAX_PIXELS, check_geometry
+from pneumocxr.data.limits import MAX_PIXELS, check_geometry, decoded_limit
 from pneumocxr.errors import PneumoError, first_line
 from pneumocxr.fileio.folders import link_problem
 from pneumocxr.fileio.regular import NotRegularFile, open_regular
@@ -67,7 +67,8 @@ class UnsupportedImage(PneumoError):
 def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open any supported file (JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM) as an 8-bit
     grayscale PIL image. The content decides the format; a name ending in .dcm that holds a
-    JPEG is read as the JPEG."""
+    JPEG is read as the JPEG. At most `max_pixels`, and at most `decoded_limit(max_pixels)`
+    bytes once decoded."""
     path = Path(path)
     named_dicom = path.suffix.lower() in DICOM_SUFFIXES
     try:
@@ -96,7 +97,8 @@ def read_gray_bytes(
 
     As for files, the content decides: DICOM is recognised by its preamble, other files must
     be one of `formats`. `dicom=True` (the file was named as a DICOM) only makes the message
-    for a file that is neither say so.
+    for a file that is neither say so. The decoded bytes are limited as the pixels are: a
+    300 kB PNG of 40 megapixels in 16-bit RGBA decodes to 153 MB.
     """
     if not data:
         raise PneumoError("empty file")
@@ -117,6 +119,9 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
             check_geometry(*image.size, where)
             _check_pixels(image.width * image.height, max_pixels, where)
             _refuse_own_figure(image, where)
+            if image.format == "JPEG":
+                image.draft("L", image.size)  # decode straight to gray: faster, same pixels
+            _check_bytes(image, decoded_limit(max_pixels), where)
             return _to_gray8(image)
     except UnidentifiedImageError:
         damaged = _signature(handle)
@@ -190,6 +195,23 @@ def _signature(handle) -> str | None:
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"
     return "JPEG" if head.startswith(b"\xff\xd8\xff") else None
+
+
+# Bytes per pixel Pillow allocates for a decoded image of each mode (3-band modes and LA are
+# stored in 4 bytes); our conversion to 8-bit gray needs a small multiple of it at most.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def _check_bytes(image: Image.Image, limit: int, where: str) -> None:
+    """Refuse before decoding what would take more memory than the largest gray radiograph
+    allowed: colour and alpha channels multiply the bytes of each pixel."""
+    size = image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
+    if size > limit:
+        raise PneumoError(
+            f"{where}image too large in memory: {image.width}x{image.height} {image.mode} "
+            f"pixels take {size / 2**20:.0f} MB decoded, the limit is {limit / 2**20:.0f} MB "
+            "(a decompression bomb?)"
+        )
 
 
 def _refuse_own_figure(image: Image.Image, where: str) -> None:
@@ -328,8 +350,6 @@ def _stack(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def _to_gray8(image: Image.Image) -> Image.Image:
-    if image.format == "JPEG":
-        image.draft("L", image.size)  # decode straight to gray: faster, same pixels
     image.load()
     # Photos and scanner exports may be stored sideways with an EXIF orientation tag: show the
     # model what a viewer shows.
@@ -340,11 +360,14 @@ def _to_gray8(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         if not np.isfinite(values).all() or values.max() >= 2.0**32:
             raise ValueError("pixel values out of range")
-        values = values.clip(min=0)
+        # In place: one float64 copy of the image, not four (the same arithmetic, in order).
+        np.clip(values, 0, None, out=values)
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
-        scaled = values * 255.0 / (2**bits - 1)
-        return Image.fromarray(np.round(scaled).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        image = image.convert("RGBA").convert("RGB")
+        np.multiply(values, 255.0, out=values)
+        np.divide(values, 2**bits - 1, out=values)
+        return Image.fromarray(np.round(values, out=values).astype(np.uint8))
+    if image.mode in ("LA", "P", "PA"):  # palettes and transparency resolved to colours
+        image = image.convert("RGBA")
+    # RGBA -> L ignores alpha as RGBA -> RGB -> L does: the same pixels, without two copies.
     return image.convert("L")
 

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from pneumocxr.data.limits import check_geometry
+from pneumocxr.data.limits import check_geometry, decoded_limit
 from pneumocxr.errors import PneumoError, first_line
 from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
@@ -163,6 +163,14 @@ def _check_size(ds, where: str, max_pixels: int | None) -> None:
         raise PneumoError(
             f"{where}image too large: {frames} x {rows} x {columns} pixels, the limit is "
             f"{max_pixels:,} per image (a decompression bomb?)"
+        )
+    depth = max(1, -(-(_number(ds, "BitsAllocated") or 8) // 8))  # bytes per sample
+    size, limit = rows * columns * samples * depth, decoded_limit(max_pixels)
+    if size > limit:  # the one frame decoded
+        raise PneumoError(
+            f"{where}image too large in memory: {rows} x {columns} pixels of {samples} x "
+            f"{8 * depth} bits take {size / 2**20:.0f} MB decoded, the limit is "
+            f"{limit / 2**20:.0f} MB (a decompression bomb?)"
         )
 
 
