@@ -113,7 +113,7 @@ def _cohen_pairs(matrix: np.ndarray, raters: list[str], pairs, rng, n_boot: int)
                 "percent_agreement": float((both[:, 0] == both[:, 1]).mean()),
             }
         )
-        if time.monotonic() - said > PROGRESS_EVERY_S and done < len(pairs):
+        if time.monotonic() - said >= PROGRESS_EVERY_S and done < len(pairs):
             log.info("Cohen's kappa: %s of %s pairs of raters", f"{done:,}", f"{len(pairs):,}")
             said = time.monotonic()
     return found
