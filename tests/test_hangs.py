@@ -44,17 +44,22 @@ def test_a_named_pipe_in_a_labels_csv_is_refused_never_opened(tmp_path):
 def test_nothing_that_hashes_or_sniffs_a_file_opens_a_named_pipe(tmp_path):
     from pneumocxr.data.dataset import _digest
     from pneumocxr.data.dicom import dicom_patient, is_dicom, shown_header
+    from pneumocxr.dicom_results.scoring import read_header
+    from pneumocxr.errors import PneumoError
+    from pneumocxr.evaluation.ratings import read_ratings
     from pneumocxr.fileio.formats import read_json, sha256_file
-    from pneumocxr.fileio.regular import NotRegularFile
+    from pneumocxr.serve.loadtest import load_test
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with fifo_watchdog([fifo]) as fired:
         assert not is_dicom(fifo) and dicom_patient(fifo) is None and shown_header(fifo) is None
         assert _digest(fifo) is None  # the external set's overlap check
-        for read in (sha256_file, read_json):
-            with pytest.raises(NotRegularFile, match="not a regular file"):
+        for read in (sha256_file, read_json, read_header, read_ratings):
+            with pytest.raises(PneumoError, match="not a regular file \\(a named pipe\\)"):
                 read(fifo)
+        with pytest.raises(PneumoError, match="not a regular file"):  # before any request
+            load_test("http://127.0.0.1:9", [fifo])
     assert not fired
 
 
