@@ -67,7 +67,9 @@ def write_corpus(folder: Path) -> list[Case]:
     cases += _model_cases(folder / "models") + _run_cases(folder / "runs")
     cases += _folder_cases(folder / "folders") + _labels_cases(folder / "labels")
     cases += _resume_cases(folder / "runs", images) + _weights_cases(folder / "weights")
-    return cases
+    from corpus_hostile import hostile_cases  # they use this module's helpers
+
+    return cases + hostile_cases(folder)
 
 
 # -- image files ------------------------------------------------------------------------------

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import cli, shared_images
+from in_process import run_cli
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.agreement import agreement, cohen, fleiss, read_ratings
 
@@ -106,3 +110,64 @@ def test_listed_images_resolve_beside_the_ratings_or_here(tmp_path, monkeypatch)
     assert _resolve_image(base, " b.png ").resolve() == tmp_path / "b.png"
     with pytest.raises(PneumoError, match="not found: c.png"):
         _resolve_image(base, "c.png")
+
+
+def _many_raters(path, raters: int, images: int = 20):
+    rng = np.random.default_rng(0)
+    votes = rng.integers(0, 2, (images, raters))
+    table = pd.DataFrame(np.array(["NORMAL", "PNEUMONIA"])[votes],
+                         columns=[f"r{i}" for i in range(raters)])  # fmt: skip
+    table.insert(0, "image", [f"img{i}.jpeg" for i in range(images)])
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_300_raters_get_fleiss_kappa_and_a_bounded_amount_of_work(tmp_path):
+    csv = _many_raters(tmp_path / "r.csv", 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' warning about a fragmented frame included
+        ratings, _ = read_ratings(csv)
+        result = agreement(ratings)
+    assert result["cohen"] == [] and result["cohen_left_out"] == 44850
+    assert result["fleiss"]["n"] == 20
+    complete = ratings.drop(columns="image").to_numpy()
+    assert result["fleiss"]["kappa"] == pytest.approx(fleiss(complete))
+    said = run_cli("agreement", csv)
+    assert said.returncode == 0, said.stderr
+    assert "not computed for 300 raters (44,850 pairs" in said.stdout
+    assert "--all-pairs computes them" in said.stdout
+    assert "Fleiss' kappa (300 raters)" in said.stdout
+
+
+def test_every_pair_when_asked_with_progress(tmp_path, monkeypatch, caplog):
+    import pneumocxr.evaluation.agreement as module
+
+    monkeypatch.setattr(module, "PROGRESS_EVERY_S", 0.0)
+    ratings, _ = read_ratings(_many_raters(tmp_path / "r.csv", 25, 8))
+    with caplog.at_level(logging.INFO, "pneumocxr"):
+        result = agreement(ratings, n_boot=50, all_pairs=True)
+    assert len(result["cohen"]) == 300 and "cohen_left_out" not in result
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == "Cohen's kappa: 1 of 300 pairs of raters" and len(said) == 299
+
+
+def test_an_image_rated_twice_must_get_the_same_rating(tmp_path, caplog):
+    csv = tmp_path / "r.csv"
+    csv.write_text(
+        "image,dr_a,dr_b\na.jpeg,NORMAL,NORMAL\nb.jpeg,PNEUMONIA,1\nc.jpeg,0,\n"
+        "c.jpeg,,PNEUMONIA\na.jpeg,PNEUMONIA,normal\n"
+    )
+    with pytest.raises(PneumoError) as refused:
+        read_ratings(csv)
+    assert str(refused.value) == (
+        f"{csv}: rater 'dr_a' rated image 'a.jpeg' both NORMAL and PNEUMONIA (lines 2 and 6); "
+        "give each image one rating per rater"
+    )
+    csv.write_text(csv.read_text().replace("a.jpeg,PNEUMONIA", "a.jpeg,NORMAL"))
+    with caplog.at_level(logging.WARNING, "pneumocxr"):
+        ratings, _ = read_ratings(csv)  # rows that agree count once
+    assert ratings.to_dict("list") == {
+        "image": ["a.jpeg", "b.jpeg", "c.jpeg"], "dr_a": [0.0, 1.0, 0.0], "dr_b": [0.0, 1.0, 1.0]
+    }  # fmt: skip
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("2 image(s) listed more than once in ") and "(e.g. a.jpeg)" in said

@@ -136,3 +136,23 @@ def test_model_card_reads_model_json_defensively(tiny_model):
     meta["threshold_method"] = "chosen on /secret/data/external (312 images) and runs/a/b"
     method = model_card(tiny_model, "x", 0.4)["threshold_method"]
     assert method == "chosen on external (312 images) and b"
+
+
+def test_decoded_bytes_are_limited_not_only_pixels(tmp_path, xray):
+    from corpus_hostile import rgba16_png
+
+    bomb = rgba16_png(8000, 5000)  # 40 megapixels, at the web app's limit: 311 kB on disk
+    assert len(bomb) < 400_000
+    with pytest.raises(PneumoError, match="8000x5000 RGBA pixels take 153 MB decoded, the limit"
+                                          " is 76 MB"):  # fmt: skip
+        read_gray_bytes(bomb, max_pixels=40_000_000)
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(PneumoError, match="the limit is 122 MB"):  # files: 64 megapixels
+        read_gray(tmp_path / "bomb.png")
+    path = make_dicom(tmp_path / "rgb.dcm", twelve_bit(jpeg_pixels(xray)))
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 6000  # under 40 megapixels, but three 16-bit samples each
+    ds.SamplesPerPixel = 3
+    ds.save_as(path)
+    with pytest.raises(PneumoError, match="6000 x 6000 pixels of 3 x 16 bits take 206 MB"):
+        read_gray_bytes(path.read_bytes(), max_pixels=40_000_000)

@@ -4,6 +4,7 @@ ones inside functions too).
 
     python tools/architecture.py            # print the table
     python tools/architecture.py --check    # exit 1 if docs/ARCHITECTURE.md's copy is stale
+    python tools/architecture.py --write    # put the table into docs/ARCHITECTURE.md
 
 docs/ARCHITECTURE.md holds its output between the GENERATED markers; tests/test_architecture.py
 fails when the two differ, so the map stays true.
@@ -66,13 +67,17 @@ def documented() -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     now = table()
-    if not args.check:
+    if args.write:
+        text = DOC.read_text()
+        head, rest = text.split(BEGIN + "\n", 1)
+        DOC.write_text(head + BEGIN + "\n" + now + "\n" + END + rest.split(END, 1)[1])
+    elif not args.check:
         print(now)
-        return
-    if documented() != now:
-        sys.exit("docs/ARCHITECTURE.md's layer table is stale: run python tools/architecture.py")
+    elif documented() != now:
+        sys.exit("docs/ARCHITECTURE.md's layer table is stale: run tools/architecture.py --write")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.artifact.resolve import model_name, resolve_model
 from pneumocxr.data.decode import (
+    DecodeStream,
     gray_from_array,
     gray_from_image,
     load_image_noted,
@@ -32,7 +32,7 @@ from pneumocxr.data.decode import (
 from pneumocxr.errors import PneumoError
 from pneumocxr.inference.answers import Prediction, Settings
 from pneumocxr.inference.inputs import expand_inputs
-from pneumocxr.inference.predict import predict_arrays, predict_files
+from pneumocxr.inference.predict import predict_files, predict_stream
 
 __all__ = ["Model", "Prediction", "load_model", "train", "evaluate"]
 
@@ -77,11 +77,12 @@ class Model:
         items = list(x) if isinstance(x, (list, tuple)) else [x]
         if not items:
             return []
-        decoded = [self.decode(item) for item in items]
-        pixels = torch.from_numpy(np.stack([d[0] for d in decoded]))[:, None]
+        # Decoded a chunk at a time while the model runs, in the batches a decoded stack would
+        # give: memory stays flat however long the list, and the answers are the same.
+        stream = DecodeStream(items, self.image_size, batch_size, decode=self._decode_at,
+                              stop_on_error=True)  # fmt: skip
         names = [_name(item) for item in items]
-        found = predict_arrays(self.loaded, pixels, self.settings(threshold, scope_check),
-                               names, [d[1] for d in decoded], batch_size)  # fmt: skip
+        found = predict_stream(self.loaded, stream, self.settings(threshold, scope_check), names)
         return found if isinstance(x, (list, tuple)) else found[0]
 
     def predict_paths(self, paths, *, threshold=None, scope_check: bool = True,
@@ -108,6 +109,9 @@ class Model:
         raise PneumoError(
             f"cannot predict a {type(item).__name__}: give a path, a PIL image or a numpy array"
         )
+
+    def _decode_at(self, item, _size: int) -> tuple[np.ndarray, str | None]:
+        return self.decode(item)  # always at the model's own size
 
     def gradcam(self, x, *, threshold=None):
         """Grad-CAM heat map(s) of `x` (as `predict` takes it): float arrays in [0, 1] at the

@@ -83,7 +83,7 @@ def write_folder(directory: Path, state: dict, meta: dict) -> Path:
 
 
 def save_ensemble(members: list[LoadedModel], directory, extra: dict | None = None,
-                  overwrite: bool = False) -> Path:  # fmt: skip
+                  overwrite: bool = False, inputs=()) -> Path:  # fmt: skip
     """An ensemble folder: model.json naming the members, each member's own model files copied
     unchanged under members/ (so their hashes and records still hold), and a tensorless
     model.safetensors whose header records the answer-shaping fields. Built beside `directory`
@@ -91,7 +91,8 @@ def save_ensemble(members: list[LoadedModel], directory, extra: dict | None = No
     directory = Path(directory)
     ensemble = Ensemble([m.predictor for m in members])
     entries = []
-    with replace_dir(directory, ENSEMBLE_FILES, overwrite, "ensemble") as staging:
+    inputs = [*inputs, *(m.path for m in members)]  # a member is never replaced
+    with replace_dir(directory, ENSEMBLE_FILES, overwrite, "ensemble", inputs) as staging:
         for i, member in enumerate(members, start=1):
             folder = Path(MEMBERS_DIR) / f"{i}-{member.meta['architecture']}"
             (staging / folder).mkdir(parents=True)

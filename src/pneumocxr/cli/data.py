@@ -44,17 +44,21 @@ def split(
     val_size: ValSizeOpt = 0.2,
     seed: SeedOpt = 42,
     strict: StrictOpt = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace a splits.csv or distribution.png pneumocxr did not write."),
+    ] = False,
     labels=None,  # the --labels options (with_labels_options)
 ):
     """Split the images into train/val/test and plot the class counts."""
     from pneumocxr.data.dataset import load_dataset
     from pneumocxr.data.download import resolve_data
     from pneumocxr.data.split import PROTOCOLS, split_summary
-    from pneumocxr.data.split_file import write_splits
-    from pneumocxr.fileio.folders import check_can_create
+    from pneumocxr.data.split_file import check_splits_out, write_splits
 
-    check_can_create(out)  # now; the folder itself is made when its files are written
     root = resolve_data(_data_folder(data, labels))
+    inputs = [labels.csv] if labels else []
+    check_splits_out(out, None if labels else root, overwrite, inputs)  # before the slow part
     dataset = load_dataset(
         root,
         32,
@@ -81,14 +85,19 @@ def preview(
     data: DataOpt = None,
     image_size: Annotated[int, typer.Option(min=16, help="Image size in pixels.")] = 224,
     seed: SeedOpt = 42,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an --out file that pneumocxr did not write.")
+    ] = False,
 ):
     """Write a 4x4 grid of augmented training images."""
     from pneumocxr.data.download import resolve_data
-    from pneumocxr.fileio.outputs import check_output_file, made_by_pneumocxr_png
+    from pneumocxr.fileio.outputs import check_output_file, check_outside, made_by_pneumocxr_png
     from pneumocxr.pipeline.tutorial import write_preview
 
-    check_output_file(out, "--out", made_here=made_by_pneumocxr_png)
-    write_preview(resolve_data(data), out, image_size, seed)
+    root = resolve_data(data)
+    check_outside(out, [root])
+    check_output_file(out, "--out", made_here=made_by_pneumocxr_png, overwrite=overwrite)
+    write_preview(root, out, image_size, seed)
     typer.echo(f"wrote {out}")
 
 

@@ -67,6 +67,9 @@ def predict(
     devices: DevicesOpt = "1",
     num_nodes: NumNodesOpt = 1,
     strategy: StrategyOpt = "auto",
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a --csv/--jsonl file that pneumocxr did not write.")
+    ] = False,
 ):
     """Print the label (NORMAL, PNEUMONIA, UNCERTAIN or OUT_OF_SCOPE), the calibrated
     P(pneumonia) and, for the last two, why, for each image."""
@@ -75,7 +78,8 @@ def predict(
     from pneumocxr.inference.bulk import BulkJob
     from pneumocxr.inference.sources import InputSource
 
-    out, fmt = _output(csv, jsonl, resume, paths or [])
+    inputs = [*(paths or []), *([labels] if labels is not None else [])]
+    out, fmt = _output(csv, jsonl, resume, inputs, overwrite)
     source = InputSource(list(paths or []), labels, path_column, data, strict)
     loaded = load_model(model or "default")
     settings = loaded.settings(threshold, scope_check == OnOff.on)
@@ -90,9 +94,10 @@ def predict(
         raise PneumoError("no image could be read")
 
 
-def _output(csv, jsonl, resume: bool, inputs) -> tuple[Path | None, str]:
-    """The file to write and its format, checked before any work: never over an input or a
-    file pneumocxr did not write."""
+def _output(csv, jsonl, resume: bool, inputs, overwrite: bool) -> tuple[Path | None, str]:
+    """The file to write and its format, checked before any work: never over an input (the
+    --labels CSV included), nor without --overwrite over a file pneumocxr did not write (a
+    label CSV starts `path,label` too: only predict's exact header counts as its own)."""
     from pneumocxr.fileio.outputs import INPUT_SUFFIXES, check_output_file
     from pneumocxr.inference.bulk_output import made_here
 
@@ -104,7 +109,9 @@ def _output(csv, jsonl, resume: bool, inputs) -> tuple[Path | None, str]:
             raise PneumoError("--resume continues a --csv or --jsonl file: give one")
         return None, fmt
     option = f"--{fmt}"
-    check_output_file(out, option, inputs, made_here(fmt), INPUT_SUFFIXES)
+    if resume and overwrite:
+        raise PneumoError("give --resume or --overwrite, not both")
+    check_output_file(out, option, inputs, made_here(fmt), INPUT_SUFFIXES, overwrite)
     return Path(out), fmt
 
 

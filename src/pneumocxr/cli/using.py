@@ -98,6 +98,7 @@ def compare(
     tta: TTAOpt = False,
     scope_check: ScopeOpt = OnOff.on,
     strict: StrictOpt = False,
+    overwrite: OverwriteOpt = False,
     labels=None,  # the --labels options (with_labels_options)
 ):
     """One ROC plot with every model, and a table of their metrics, calibration and decisions
@@ -116,6 +117,7 @@ def compare(
         scope_check == OnOff.on,
         strict=strict,
         labels=labels,
+        overwrite=overwrite,
     )
     typer.echo(comparison_markdown(table))
     typer.echo(f"wrote {out}/ (roc_comparison.png, comparison.md, comparison.json)")
@@ -128,13 +130,18 @@ def gradcam(
     out: Annotated[Path, typer.Option(help="Folder for the heatmap PNGs.")] = Path("gradcam"),
     threshold: ThresholdOpt = None,
     scope_check: ScopeOpt = OnOff.on,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace files in --out that pneumocxr did not draw.")
+    ] = False,
 ):
     """Grad-CAM heatmap over each image, and a panel of up to three side by side; titles give
-    the decision. Unreadable images are skipped with a warning."""
+    the decision. Unreadable images are skipped with a warning. An input image is never
+    written over."""
     from pneumocxr.display import display_path
     from pneumocxr.pipeline.assess import gradcam_to_folder
 
-    for path in gradcam_to_folder(model, images, out, threshold, scope_check == OnOff.on):
+    on = scope_check == OnOff.on
+    for path in gradcam_to_folder(model, images, out, threshold, on, overwrite):
         typer.echo(f"wrote {display_path(path)}")
 
 
@@ -157,15 +164,15 @@ def stress(
     ] = None,
     seed: SeedOpt = 0,
     strict: StrictOpt = False,
+    overwrite: OverwriteOpt = False,
     labels=None,  # the --labels options (with_labels_options)
 ):
     """AUC and accuracy under acquisition changes (MedMNIST-C's 13 corruptions for chest X-rays,
     masked borders, a stamped text label) at five severities each, and the mean-corruption AUC."""
     from pneumocxr.pipeline.assess import stress_to_folder
 
-    summary = stress_to_folder(
-        model, out, data, split, threshold, corruption, limit, seed, strict=strict, labels=labels
-    )
+    summary = stress_to_folder(model, out, data, split, threshold, corruption, limit, seed,
+                               strict=strict, labels=labels, overwrite=overwrite)  # fmt: skip
     typer.echo(
         f"{summary['n']} images: clean AUC {summary['clean_auc']:.4f}, mean-corruption AUC "
         f"{summary['mean_corruption_auc']:.4f} (MedMNIST-C's 13: "
@@ -186,13 +193,21 @@ def agreement(
         ),
     ] = None,
     threshold: ThresholdOpt = None,
+    all_pairs: Annotated[
+        bool,
+        typer.Option(
+            help="Cohen's kappa for every pair of raters however many there are (by default "
+            "only up to 20 raters: 300 raters make 44,850 pairs)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs."""
+    """Cohen's kappa per pair of raters and Fleiss' kappa for all, with 95% CIs. An image
+    listed twice must have the same rating from each rater."""
     from pneumocxr.evaluation.agreement import agreement_text
     from pneumocxr.pipeline.assess import rater_agreement
 
-    result = rater_agreement(ratings, model, threshold)
+    result = rater_agreement(ratings, model, threshold, all_pairs)
     typer.echo(json.dumps(result, indent=2) if as_json else agreement_text(result))
 
 
@@ -248,8 +263,13 @@ def ensemble(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")]):
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A folder made by `pneumocxr run`.")],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a report.html that pneumocxr did not write.")
+    ] = False,
+):
     """Rebuild report.html of a run folder."""
     from pneumocxr.report.html import write_report
 
-    typer.echo(f"wrote {write_report(run_dir)}")
+    typer.echo(f"wrote {write_report(run_dir, overwrite)}")

@@ -20,6 +20,7 @@ from pneumocxr.data.split import (
     split_patient_ids,
 )
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.regular import open_regular
 
 log = logging.getLogger("pneumocxr")
 
@@ -141,6 +142,7 @@ def _refuse_overlap(external: pd.DataFrame, training: pd.DataFrame, root: Path) 
 
 def _digest(path) -> str | None:
     try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        with open_regular(path) as handle:  # a named pipe is never read
+            return hashlib.sha1(handle.read()).hexdigest()
     except OSError:
         return None

@@ -23,9 +23,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
-from pneumocxr.data.limits import MAX_PIXELS, check_geometry
+from pneumocxr.data.limits import MAX_PIXELS, check_geometry, decoded_limit
 from pneumocxr.errors import PneumoError, first_line
 from pneumocxr.fileio.folders import link_problem
+from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
 # The formats Pillow may open, whatever a file's name says. Pillow knows many more; some run
 # external programs (EPS calls Ghostscript), and none of them is a radiograph export.
@@ -66,19 +67,27 @@ class UnsupportedImage(PneumoError):
 def read_gray(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open any supported file (JPEG, PNG, GIF, BMP, TIFF, WebP, DICOM) as an 8-bit
     grayscale PIL image. The content decides the format; a name ending in .dcm that holds a
-    JPEG is read as the JPEG."""
+    JPEG is read as the JPEG. At most `max_pixels`, and at most `decoded_limit(max_pixels)`
+    bytes once decoded."""
     path = Path(path)
-    _check_regular_file(path)
     named_dicom = path.suffix.lower() in DICOM_SUFFIXES
     try:
-        with open(path, "rb") as handle:
+        handle = open_regular(path)  # never a named pipe: reading it would wait forever
+    except NotRegularFile as err:
+        raise PneumoError(f"{path}: {err.reason}") from None
+    except FileNotFoundError:
+        raise PneumoError(link_problem(path) or f"image not found: {path}") from None
+    except OSError as err:  # no permission, a link loop...
+        raise PneumoError(
+            link_problem(path) or f"{path}: not a readable image ({first_line(err, 200)})"
+        ) from None
+    with handle:
+        try:
             dicom = handle.read(132)[128:132] == b"DICM"
             handle.seek(0)
             return _decode_gray(handle, f"{path}: ", dicom, PIL_FORMATS, max_pixels, named_dicom)
-    except FileNotFoundError:
-        raise PneumoError(f"image not found: {path}") from None
-    except OSError as err:  # a folder, no permission...
-        raise PneumoError(f"{path}: not a readable image ({first_line(err, 200)})") from None
+        except OSError as err:  # a read error of the disk
+            raise PneumoError(f"{path}: not a readable image ({first_line(err, 200)})") from None
 
 
 def read_gray_bytes(
@@ -88,7 +97,8 @@ def read_gray_bytes(
 
     As for files, the content decides: DICOM is recognised by its preamble, other files must
     be one of `formats`. `dicom=True` (the file was named as a DICOM) only makes the message
-    for a file that is neither say so.
+    for a file that is neither say so. The decoded bytes are limited as the pixels are: a
+    300 kB PNG of 40 megapixels in 16-bit RGBA decodes to 153 MB.
     """
     if not data:
         raise PneumoError("empty file")
@@ -108,6 +118,10 @@ def _decode_gray(handle, where: str, dicom: bool, formats, max_pixels: int,
         with Image.open(handle, formats=formats) as image:
             check_geometry(*image.size, where)
             _check_pixels(image.width * image.height, max_pixels, where)
+            _refuse_own_figure(image, where)
+            if image.format == "JPEG":
+                image.draft("L", image.size)  # decode straight to gray: faster, same pixels
+            _check_bytes(image, decoded_limit(max_pixels), where)
             return _to_gray8(image)
     except UnidentifiedImageError:
         damaged = _signature(handle)
@@ -183,6 +197,30 @@ def _signature(handle) -> str | None:
     return "JPEG" if head.startswith(b"\xff\xd8\xff") else None
 
 
+# Bytes per pixel Pillow allocates for a decoded image of each mode (3-band modes and LA are
+# stored in 4 bytes); our conversion to 8-bit gray needs a small multiple of it at most.
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def _check_bytes(image: Image.Image, limit: int, where: str) -> None:
+    """Refuse before decoding what would take more memory than the largest gray radiograph
+    allowed: colour and alpha channels multiply the bytes of each pixel."""
+    size = image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4)
+    if size > limit:
+        raise PneumoError(
+            f"{where}image too large in memory: {image.width}x{image.height} {image.mode} "
+            f"pixels take {size / 2**20:.0f} MB decoded, the limit is {limit / 2**20:.0f} MB "
+            "(a decompression bomb?)"
+        )
+
+
+def _refuse_own_figure(image: Image.Image, where: str) -> None:
+    """A figure pneumocxr drew (an evaluation's plots, a Grad-CAM panel) is never read as an
+    X-ray: one left inside a data folder would count as one."""
+    if image.format == "PNG" and image.info.get("Software") == "pneumocxr":
+        raise PneumoError(f"{where}a figure drawn by pneumocxr, not an X-ray")
+
+
 def _check_pixels(count: int, limit: int, where: str) -> None:
     """Refuse before decoding: a small file may claim billions of pixels."""
     if count > limit:
@@ -190,15 +228,6 @@ def _check_pixels(count: int, limit: int, where: str) -> None:
             f"{where}image too large: {count:,} pixels, the limit is {limit:,} "
             "(a decompression bomb?)"
         )
-
-
-def _check_regular_file(path: Path) -> None:
-    """Refuse what is not a plain file before opening it: reading a FIFO would wait forever."""
-    if path.is_file():
-        return
-    if path.exists():
-        raise PneumoError(f"{path}: not a regular file")
-    raise PneumoError(link_problem(path) or f"image not found: {path}")
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:
@@ -259,33 +288,40 @@ def unreadable_error(failures) -> PneumoError:
 
 
 class DecodeStream:
-    """Batches of decoded images (uint8, B x 1 x size x size) for files in input order,
+    """Batches of decoded images (uint8, B x 1 x size x size) for inputs in input order,
     decoded in chunks: threads decode the next chunk while the caller works on the current
     batches, so memory holds two chunks instead of every image.
 
-    Batch k holds the readable images among inputs k * batch_size to (k + 1) * batch_size:
-    an image's batch, and so its answer to the last bit, never depends on whether other
-    files could be read, and any run over a share of the batches (a resumed run, one process
-    of several) computes them exactly as one run over all. Unreadable files are skipped;
-    after iterating, `ok` masks the readable inputs and `failures` lists (path, reason),
-    sorted, as `decode_all` does. A batch of only unreadable files is not yielded.
+    Inputs are files, or anything `decode(item, size)` turns into (S x S uint8 pixels, the
+    header's scope note or None). Batch k holds the readable images among inputs
+    k * batch_size to (k + 1) * batch_size: an image's batch, and so its answer to the last
+    bit, never depends on whether other inputs could be read, and any run over a share of the
+    batches (a resumed run, one process of several) computes them exactly as one run over all.
+    Unreadable inputs are skipped (with `stop_on_error`, the first one's PneumoError is raised
+    instead); after iterating, `ok` masks the readable inputs and `failures` lists (path,
+    reason), sorted, as `decode_all` does. A batch of only unreadable inputs is not yielded.
     """
 
-    def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None):
-        self.paths, self.size, self.batch_size = [str(p) for p in paths], size, batch_size
+    def __init__(self, paths, size: int, batch_size: int, chunk: int | None = None,
+                 decode=None, stop_on_error: bool = False):  # fmt: skip
+        self.paths = [str(p) for p in paths] if decode is None else list(paths)
+        self.size, self.batch_size = size, batch_size
         self.chunk = max(1, (chunk or 4 * batch_size) // batch_size) * batch_size
+        self.decode, self.stop_on_error = decode or load_image_noted, stop_on_error
         self.ok = np.zeros(len(self.paths), dtype=bool)
         self.failures: list[tuple[str, str]] = []
         self.notes: dict[int, str] = {}  # input index -> why its header puts it out of scope
 
     def _decode(self, i: int) -> np.ndarray | None:
         try:
-            pixels, note = load_image_noted(self.paths[i], self.size)
+            pixels, note = self.decode(self.paths[i], self.size)
             if note:
                 self.notes[i] = note
             return pixels
         except PneumoError as err:
-            self.failures.append((self.paths[i], str(err)))
+            if self.stop_on_error:
+                raise
+            self.failures.append((str(self.paths[i]), str(err)))
             return None
 
     def _submit(self, pool: ThreadPoolExecutor, start: int) -> list:
@@ -313,8 +349,6 @@ def _stack(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def _to_gray8(image: Image.Image) -> Image.Image:
-    if image.format == "JPEG":
-        image.draft("L", image.size)  # decode straight to gray: faster, same pixels
     image.load()
     # Photos and scanner exports may be stored sideways with an EXIF orientation tag: show the
     # model what a viewer shows.
@@ -325,11 +359,14 @@ def _to_gray8(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         if not np.isfinite(values).all() or values.max() >= 2.0**32:
             raise ValueError("pixel values out of range")
-        values = values.clip(min=0)
+        # In place: one float64 copy of the image, not four (the same arithmetic, in order).
+        np.clip(values, 0, None, out=values)
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
-        scaled = values * 255.0 / (2**bits - 1)
-        return Image.fromarray(np.round(scaled).astype(np.uint8))
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        image = image.convert("RGBA").convert("RGB")
+        np.multiply(values, 255.0, out=values)
+        np.divide(values, 2**bits - 1, out=values)
+        return Image.fromarray(np.round(values, out=values).astype(np.uint8))
+    if image.mode in ("LA", "P", "PA"):  # palettes and transparency resolved to colours
+        image = image.convert("RGBA")
+    # RGBA -> L ignores alpha as RGBA -> RGB -> L does: the same pixels, without two copies.
     return image.convert("L")
 

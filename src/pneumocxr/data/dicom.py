@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import warnings
 
 import numpy as np
 
-from pneumocxr.data.limits import check_geometry
+from pneumocxr.data.limits import check_geometry, decoded_limit
 from pneumocxr.errors import PneumoError, first_line
+from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
 # Modalities that are not pictures of anatomy, even when they carry pixel-like data
 # (dose grids, segmentations, waveforms, documents, reports).
@@ -55,9 +57,10 @@ GRAY_PHOTOMETRICS = {"MONOCHROME1", "MONOCHROME2"}
 
 
 def is_dicom(path) -> bool:
-    """True for a file with the DICOM preamble, whatever its suffix."""
+    """True for a plain file with the DICOM preamble, whatever its suffix (a named pipe is
+    never opened: reading it would wait forever)."""
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(132)
     except OSError:
         return False
@@ -71,7 +74,8 @@ def dicom_patient(path) -> str | None:
 
     _quiet_pydicom()
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+        with open_regular(path) as handle:
+            ds = pydicom.dcmread(handle, stop_before_pixels=True, specific_tags=["PatientID"])
         value = str(ds.get("PatientID", "") or "").strip()
     except Exception:  # a damaged header: decoding reports the file
         return None
@@ -96,6 +100,15 @@ def _read(source, where: str | None, max_pixels: int | None):
     _quiet_pydicom()
     if where is None:
         where = f"{source}: "
+    if isinstance(source, (str, os.PathLike)):  # opened here: never a named pipe
+        try:
+            handle = open_regular(source)
+        except NotRegularFile as err:
+            raise PneumoError(f"{where}{err.reason}") from None
+        except OSError as err:
+            raise PneumoError(f"{where}cannot be read ({err.strerror or err})") from None
+        with handle:
+            return _read(handle, where, max_pixels)
     try:
         ds = pydicom.dcmread(source, defer_size="1 MB")  # pixel data read later, if at all
     except InvalidDicomError:
@@ -150,6 +163,14 @@ def _check_size(ds, where: str, max_pixels: int | None) -> None:
         raise PneumoError(
             f"{where}image too large: {frames} x {rows} x {columns} pixels, the limit is "
             f"{max_pixels:,} per image (a decompression bomb?)"
+        )
+    depth = max(1, -(-(_number(ds, "BitsAllocated") or 8) // 8))  # bytes per sample
+    size, limit = rows * columns * samples * depth, decoded_limit(max_pixels)
+    if size > limit:  # the one frame decoded
+        raise PneumoError(
+            f"{where}image too large in memory: {rows} x {columns} pixels of {samples} x "
+            f"{8 * depth} bits take {size / 2**20:.0f} MB decoded, the limit is "
+            f"{limit / 2**20:.0f} MB (a decompression bomb?)"
         )
 
 
@@ -230,6 +251,9 @@ def shown_header(source) -> dict[str, str] | None:
 
     _quiet_pydicom()
     try:
+        if isinstance(source, (str, os.PathLike)):
+            with open_regular(source) as handle:
+                return shown_header(handle)
         ds = pydicom.dcmread(
             source, stop_before_pixels=True, specific_tags=list(SHOWN_TAGS.values())
         )

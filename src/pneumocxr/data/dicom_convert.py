@@ -12,6 +12,7 @@ from pneumocxr.data.index import walk_files
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.atomic import atomic_path
 from pneumocxr.fileio.folders import link_problem
+from pneumocxr.fileio.outputs import is_input
 
 
 def dicom_to_png(source, target, overwrite: bool = False):
@@ -29,6 +30,9 @@ def dicom_to_png(source, target, overwrite: bool = False):
     if source.is_file():
         single = target.suffix.lower() == ".png" and not target.is_dir()
         jobs = [(source, target if single else target / f"{source.stem}.png")]
+        if is_input(jobs[0][1], [source]):
+            raise PneumoError(f"{jobs[0][1]} is the DICOM file to convert; give another name "
+                              "for the PNG (nothing was written)")  # fmt: skip
     else:
         files = [p for p in walk_files(source) if p.is_file() and is_dicom(p)]
         if not files:

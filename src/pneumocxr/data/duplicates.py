@@ -14,6 +14,8 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
+from pneumocxr.fileio.regular import open_regular
+
 if TYPE_CHECKING:  # imported where a table is handled: `predict` needs no pandas
     import pandas as pd
 
@@ -75,7 +77,7 @@ def _cheap_key(path: str) -> str | None:
 def _digest(path: str) -> str | None:
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError:

@@ -8,6 +8,7 @@ subtype come from the Kaggle file names; `source` is the Kaggle part the image s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -101,16 +102,17 @@ def walk_files(root, strict: bool = False) -> list[Path]:
 
 
 def scan_folder(root) -> FolderWalk:
-    """Walk `root` depth first; a folder link that leads back to a folder being walked (a
-    loop) is noted and not entered."""
+    """Walk `root` depth first; a folder link that leads back to a folder being walked, or to
+    a folder that holds `root` (a link to `/` would walk the whole machine), is a loop: noted
+    and not entered."""
     root = Path(root)
     found = FolderWalk()
     try:
-        top = os.stat(root)
         entries = _entries(root)
+        around = _holding(root)
     except OSError as err:
         raise PneumoError(f"cannot read the folder {root} ({_reason(err)})") from None
-    stack = [(root, entries, frozenset({(top.st_dev, top.st_ino)}))]
+    stack = [(root, entries, around)]
     while stack:
         folder, entries, above = stack.pop()
         for entry in entries:
@@ -147,6 +149,18 @@ def _visit(path: Path, entry: os.DirEntry, above: frozenset, found: FolderWalk, 
         stack.append((path, _entries(path), above | {key}))
     except OSError as err:
         found.unreadable.append(f"{_reason(err)}: {path}")
+
+
+def _holding(root: Path) -> frozenset:
+    """(device, inode) of `root` and of every folder above it, links resolved."""
+    real = Path(os.path.realpath(root))
+    keys = set()
+    for folder in (real, *real.parents):
+        with contextlib.suppress(OSError):  # a folder above that cannot be looked at
+            info = os.stat(folder)
+            keys.add((info.st_dev, info.st_ino))
+    info = os.stat(root)
+    return frozenset(keys | {(info.st_dev, info.st_ino)})
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:

@@ -27,6 +27,7 @@ from pneumocxr.data.index import (
     parse_patient,
 )
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.regular import NotRegularFile, irregular_kind, open_regular
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,10 +113,13 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
     """The CSV as text cells, or one line saying why it cannot be read."""
     import pandas as pd
 
-    if not csv.is_file():
+    if not os.path.exists(csv):
         raise PneumoError(f"labels file not found: {csv}")
     try:
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        with open_regular(csv) as handle:  # a named pipe would never end
+            table = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except NotRegularFile:
+        raise
     except UnicodeDecodeError as err:
         raise PneumoError(
             f"{csv} is not UTF-8 text (byte {err.start}); save the labels as a UTF-8 CSV file"
@@ -231,6 +235,10 @@ def find_files(listed: pd.Series, root: Path, csv: Path) -> list[str]:
         raise PneumoError(
             f"{len(missing)} image(s) listed in {csv} not found under {root}: {_few(missing)}"
         )
+    odd = {value: irregular_kind(path) for value, path in found.items()}
+    odd = [f"{value} ({kind})" for value, kind in odd.items() if kind]
+    if odd:  # a named pipe would never be read to its end: refused, never opened
+        raise PneumoError(f"{len(odd)} file(s) listed in {csv} are not regular files: {_few(odd)}")
     return [found[value] for value in listed]
 
 

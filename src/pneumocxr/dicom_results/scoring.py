@@ -25,6 +25,7 @@ from pneumocxr.dicom_results.evidence import evidence_of, uid_problem
 from pneumocxr.dicom_results.model_info import ModelInfo
 from pneumocxr.dicom_results.report_cache import reports_for
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.regular import NotRegularFile, open_regular
 from pneumocxr.inference.answers import Prediction
 
 MAX_PIXELS = 64_000_000  # per frame, as `pneumocxr predict` allows (data/limits.py)
@@ -179,7 +180,12 @@ def instance_of(item) -> Instance:
 def read_header(source) -> Dataset:
     """The attributes of a DICOM file (path or file object), without its pixel data."""
     try:
+        if isinstance(source, (str, os.PathLike)):  # never a named pipe: it would never end
+            with open_regular(source) as handle:
+                return pydicom.dcmread(handle, stop_before_pixels=True)
         return pydicom.dcmread(source, stop_before_pixels=True)
+    except NotRegularFile as err:
+        raise PneumoError(f"{_where(source)}{err.reason}") from None
     except Exception as err:  # pydicom raises many types for a broken file
         raise PneumoError(
             f"{_where(source)}not a readable DICOM file ({type(err).__name__})"

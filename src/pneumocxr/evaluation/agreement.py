@@ -7,6 +7,8 @@ Ratings come as a CSV with an image column and one column per rater (NORMAL/PNEU
 from __future__ import annotations
 
 import itertools
+import logging
+import time
 import warnings
 
 import numpy as np
@@ -16,38 +18,16 @@ from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.metrics import percentile_interval
+from pneumocxr.evaluation.ratings import read_ratings
 
-IMAGE_COLUMNS = ("image", "path", "file", "filename")
-_CODES = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
+__all__ = ["agreement", "agreement_text", "cohen", "fleiss", "read_ratings"]
 
-
-def read_ratings(path) -> tuple[pd.DataFrame, str]:
-    """(ratings as 0/1 floats with NaN for blanks, name of the image column)."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise PneumoError(f"ratings file not found: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise PneumoError(f"{path} is not a readable CSV: {err}") from None
-    image_col = next((c for c in raw.columns if c.strip().lower() in IMAGE_COLUMNS), raw.columns[0])
-    raters = [c for c in raw.columns if c != image_col]
-    if not raters:
-        raise PneumoError(f"{path} needs an image column and at least one rater column")
-    ratings = pd.DataFrame({"image": raw[image_col]})
-    for rater in raters:
-        ratings[rater] = [_code(v, rater, i, path) for i, v in enumerate(raw[rater], start=2)]
-    return ratings, image_col
-
-
-def _code(value: str, rater: str, line: int, path) -> float:
-    text = value.strip().lower()
-    if text == "":
-        return np.nan
-    if text in _CODES:
-        return float(_CODES[text])
-    raise PneumoError(
-        f"{path}, line {line}, rater {rater!r}: {value!r} is not NORMAL, PNEUMONIA, 0 or 1"
-    )
+log = logging.getLogger("pneumocxr")
+# Cohen's kappa for every pair grows with the square of the raters (300 raters: 44,850 pairs,
+# each with its bootstrap interval); above this many raters only Fleiss' kappa is computed
+# unless every pair is asked for.
+MAX_PAIRWISE_RATERS = 20
+PROGRESS_EVERY_S = 5.0
 
 
 def cohen(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,8 +58,11 @@ def _cohen_binary(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _fleiss_binary(matrix: np.ndarray) -> np.ndarray:
     """Fleiss' kappa of (..., images, raters) 0/1 arrays."""
-    raters = matrix.shape[-1]
-    ones = matrix.sum(axis=-1)
+    return _fleiss_counts(matrix.sum(axis=-1), matrix.shape[-1])
+
+
+def _fleiss_counts(ones: np.ndarray, raters: int) -> np.ndarray:
+    """Fleiss' kappa from the PNEUMONIA votes of each image (last axis: images)."""
     per_image = (ones**2 + (raters - ones) ** 2 - raters) / (raters * (raters - 1))
     share = ones.mean(axis=-1) / raters
     chance = share**2 + (1 - share) ** 2
@@ -87,41 +70,65 @@ def _fleiss_binary(matrix: np.ndarray) -> np.ndarray:
         return (per_image.mean(axis=-1) - chance) / (1 - chance)
 
 
-def agreement(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Cohen's kappa for every pair of raters and Fleiss' kappa for all, with 95% CIs."""
+def agreement(ratings: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
+              all_pairs: bool = False) -> dict:  # fmt: skip
+    """Cohen's kappa for every pair of raters (up to MAX_PAIRWISE_RATERS raters, or with
+    `all_pairs`) and Fleiss' kappa for all, with 95% CIs."""
     raters = [c for c in ratings.columns if c != "image"]
     if len(raters) < 2:
         raise PneumoError("agreement needs at least two raters (columns besides the image)")
     rng = np.random.default_rng(seed)
-    pairs = []
-    for a, b in itertools.combinations(raters, 2):
-        both = ratings[[a, b]].dropna().to_numpy()
+    result = {
+        "raters": raters,
+        "cohen": [],
+        "ci_method": f"95% percentile bootstrap over images, {n_boot} resamples",
+    }
+    pairs = list(itertools.combinations(range(len(raters)), 2))
+    if len(raters) <= MAX_PAIRWISE_RATERS or all_pairs:
+        result["cohen"] = _cohen_pairs(ratings[raters].to_numpy(), raters, pairs, rng, n_boot)
+    else:
+        result["cohen_left_out"] = len(pairs)
+    complete = ratings[raters].dropna().to_numpy()
+    if len(complete) >= 2:
+        result["fleiss"] = _fleiss_with_interval(complete, rng, n_boot)
+    return result
+
+
+def _cohen_pairs(matrix: np.ndarray, raters: list[str], pairs, rng, n_boot: int) -> list[dict]:
+    found, said = [], time.monotonic()
+    rated = ~np.isnan(matrix)
+    for done, (i, j) in enumerate(pairs, start=1):
+        both = matrix[rated[:, i] & rated[:, j]][:, [i, j]]
         if len(both) < 2:
-            raise PneumoError(f"raters {a!r} and {b!r} rated fewer than 2 images in common")
+            raise PneumoError(
+                f"raters {raters[i]!r} and {raters[j]!r} rated fewer than 2 images in common"
+            )
         pick = rng.integers(0, len(both), (n_boot, len(both)))
-        pairs.append(
+        found.append(
             {
-                "raters": [a, b],
+                "raters": [raters[i], raters[j]],
                 "n": len(both),
                 "kappa": cohen(both[:, 0], both[:, 1]),
                 "kappa_ci": percentile_interval(_cohen_binary(both[pick, 0], both[pick, 1])),
                 "percent_agreement": float((both[:, 0] == both[:, 1]).mean()),
             }
         )
-    complete = ratings[raters].dropna().to_numpy()
-    result = {
-        "raters": raters,
-        "cohen": pairs,
-        "ci_method": f"95% percentile bootstrap over images, {n_boot} resamples",
+        if time.monotonic() - said >= PROGRESS_EVERY_S and done < len(pairs):
+            log.info("Cohen's kappa: %s of %s pairs of raters", f"{done:,}", f"{len(pairs):,}")
+            said = time.monotonic()
+    return found
+
+
+def _fleiss_with_interval(complete: np.ndarray, rng, n_boot: int) -> dict:
+    """Resampled through per-image counts: resampling the images x raters matrix itself took
+    n_boot x images x raters floats (2.4 GB for 1000 images and 300 raters)."""
+    pick = rng.integers(0, len(complete), (n_boot, len(complete)))
+    ones = complete.sum(axis=1)
+    return {
+        "n": len(complete),
+        "kappa": fleiss(complete),
+        "kappa_ci": percentile_interval(_fleiss_counts(ones[pick], complete.shape[1])),
     }
-    if len(complete) >= 2:
-        pick = rng.integers(0, len(complete), (n_boot, len(complete)))
-        result["fleiss"] = {
-            "n": len(complete),
-            "kappa": fleiss(complete),
-            "kappa_ci": percentile_interval(_fleiss_binary(complete[pick])),
-        }
-    return result
 
 
 def agreement_text(result: dict) -> str:
@@ -132,6 +139,11 @@ def agreement_text(result: dict) -> str:
             f"  {pair['raters'][0]} vs {pair['raters'][1]}: kappa {pair['kappa']:.3f} "
             f"(95% CI {low:.3f} to {high:.3f}), agreement {pair['percent_agreement']:.1%}, "
             f"n={pair['n']}"
+        )
+    if "cohen_left_out" in result:
+        lines.append(
+            f"  not computed for {len(result['raters'])} raters ({result['cohen_left_out']:,} "
+            f"pairs; by default up to {MAX_PAIRWISE_RATERS} raters): --all-pairs computes them"
         )
     if "fleiss" in result:
         f = result["fleiss"]

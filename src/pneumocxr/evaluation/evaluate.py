@@ -181,6 +181,9 @@ def gap_table(internal: list[Evaluation], external: list[Evaluation]) -> pd.Data
     return pd.DataFrame(rows).T
 
 
+COMPARISON_FILES = {"roc_comparison.png", "comparison.md", "comparison.json"}
+
+
 def write_comparison(
     evaluations: list[Evaluation], out, external: list[Evaluation] | None = None
 ) -> pd.DataFrame:

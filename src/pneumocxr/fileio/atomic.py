@@ -99,15 +99,17 @@ def atomic_path(path: str | os.PathLike):
 
 
 @contextlib.contextmanager
-def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "this command"):
+def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "this command",
+                inputs=()):  # fmt: skip
     """Yield an empty folder beside `path` to write into; on success it takes the place of
     `path` whole, so `path` always holds one complete set of outputs, old or new.
 
     An existing non-empty `path` is replaced only with `overwrite`, and never when it holds
-    files other than `owned` (it might be a folder of other things given by mistake)."""
+    files other than `owned` (it might be a folder of other things given by mistake) or is,
+    or holds, one of the command's `inputs`."""
     path = Path(path).resolve()  # through links; "." gets a name and a parent
     _recover_dir(path)
-    check_replaceable(path, owned, overwrite, command)
+    check_replaceable(path, owned, overwrite, command, inputs)
     ensure_dir(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
@@ -122,11 +124,16 @@ def replace_dir(path, owned: set[str], overwrite: bool = False, command: str = "
         shutil.rmtree(tmp, ignore_errors=True)  # after the swap it holds the old folder
 
 
-def check_replaceable(path, owned: set[str], overwrite: bool, command: str) -> None:
+def check_replaceable(path, owned: set[str], overwrite: bool, command: str, inputs=()) -> None:
     """Fail unless `replace_dir` may replace `path` (see there)."""
     path = Path(path).resolve()
     if path == Path.cwd() or path in Path.cwd().parents:
         raise PneumoError(f"{path} is the current folder or holds it; give a folder inside it")
+    for item in inputs:  # even with --overwrite: `export M --out M` would replace M
+        given = Path(os.path.realpath(item))
+        if given == path or path in given.parents:
+            raise PneumoError(f"{path} is, or holds, {item}, an input of {command}; give "
+                              "another folder (nothing was written)")  # fmt: skip
     if not path.exists():
         check_can_create(path)
         return

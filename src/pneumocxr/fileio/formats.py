@@ -12,6 +12,7 @@ from pathlib import Path
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.atomic import atomic_path
 from pneumocxr.fileio.folders import link_problem
+from pneumocxr.fileio.regular import open_regular
 
 
 def write_text(path, text: str) -> Path:
@@ -80,7 +81,8 @@ def _finite(obj):
 
 def read_json(path) -> dict:
     try:  # utf-8-sig: editors on Windows may start the file with a byte-order mark
-        return json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        with open_regular(path) as handle:
+            return json.loads(handle.read().decode("utf-8-sig"))
     except FileNotFoundError:
         raise PneumoError(link_problem(path) or f"file not found: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -113,7 +115,7 @@ def _json_default(obj):
 def sha256_file(path) -> str:
     """The SHA-256 of a file's bytes, as hex (read in 1 MB blocks)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

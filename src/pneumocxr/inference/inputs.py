@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pneumocxr.data.index import IMAGE_KINDS, is_image_name, walk_files
@@ -12,6 +13,8 @@ from pneumocxr.fileio.folders import link_problem
 def expand_inputs(paths, strict: bool = False) -> list[Path]:
     """Files as given, folders searched recursively (through symlinks) for image and DICOM
     files; `strict` makes a folder or link in them that cannot be read an error."""
+    if isinstance(paths, (str, os.PathLike)):  # one path, not its characters
+        paths = [paths]
     files = []
     for item in map(Path, paths):
         if item.is_dir():

@@ -26,6 +26,14 @@ def predict_files(loaded: LoadedModel, paths, settings: Settings, batch_size: in
     return answers(loaded, names, logits, scopes, notes, settings), stream.failures
 
 
+def predict_stream(loaded: LoadedModel, stream: DecodeStream, settings: Settings,
+                   names) -> list[Prediction]:  # fmt: skip
+    """Answers for every input of a `DecodeStream` that stops on the first unreadable one."""
+    logits, scopes = _outputs(loaded, stream, settings)
+    notes = [stream.notes.get(i) for i in range(len(names))]
+    return answers(loaded, names, logits, scopes, notes, settings)
+
+
 def predict_arrays(loaded: LoadedModel, pixels, settings: Settings, names=None, notes=None,
                    batch_size: int = 64) -> list[Prediction]:  # fmt: skip
     """Answers for images already decoded at the model's size (N x 1 x S x S uint8)."""

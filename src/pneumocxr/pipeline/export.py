@@ -40,17 +40,19 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
             "--half applies to model.safetensors; an ONNX export is float32 (what ONNX "
             "Runtime's CPU kernels compute in): export without --half"
         )
-    check_replaceable(out, EXPORT_FILES, overwrite, "export")
+    card = card or Card()
+    inputs = _inputs(model, card)
+    check_replaceable(out, EXPORT_FILES, overwrite, "export", inputs)
     loaded = resolve_model(model, legacy=True)
     if loaded.meta.get("format") == ONNX_FORMAT:
         raise PneumoError(
             f"{loaded.path} is already an ONNX export; export the model folder it came from"
         )
-    card = card or Card()
+    inputs.append(loaded.path)
     if loaded.meta.get("members"):
         if not onnx:
             raise PneumoError("export takes a single model; an ensemble folder is already exported")
-        return _export_ensemble_onnx(loaded, out, overwrite, card)
+        return _export_ensemble_onnx(loaded, out, overwrite, card, inputs)
     keep = {k: loaded.meta[k] for k in KEPT if k in loaded.meta}
     keep["exported_from"] = loaded.meta.get("exported_from") or Path(loaded.path).resolve().name
     scope = _scope(loaded, card)
@@ -58,7 +60,7 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
         loaded.predictor.scope, keep["scope"] = scope
     if _refits(card, loaded):
         keep.update(card_figures(loaded, card))
-    with replace_dir(out, EXPORT_FILES, overwrite, "export") as tmp:
+    with replace_dir(out, EXPORT_FILES, overwrite, "export", inputs) as tmp:
         if onnx:
             from pneumocxr.artifact.onnx_save import save_onnx
 
@@ -68,7 +70,13 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
     return Path(out) / META_NAME
 
 
-def _export_ensemble_onnx(loaded, out, overwrite: bool, card) -> Path:
+def _inputs(model, card) -> list:
+    """What export reads: never replaced by its output, not even with --overwrite."""
+    given = [model, card.threshold_on, card.external, card.calibrate_on, card.splits_from]
+    return [p for p in given if isinstance(p, (str, Path)) and p != "default"]
+
+
+def _export_ensemble_onnx(loaded, out, overwrite: bool, card, inputs=()) -> Path:
     """An ensemble as one ONNX graph, with the threshold, calibration and band it was made
     with (`pneumocxr ensemble` is where they are chosen)."""
     from pneumocxr.artifact.onnx_save import save_onnx
@@ -83,7 +91,7 @@ def _export_ensemble_onnx(loaded, out, overwrite: bool, card) -> Path:
     keep = {k: loaded.meta[k] for k in (*KEPT, "combine") if k in loaded.meta}
     keep.pop("scope", None)  # the members' checks, combined (onnx_save.ensemble_scope)
     keep["exported_from"] = Path(loaded.path).resolve().name
-    with replace_dir(out, EXPORT_FILES, overwrite, "export") as tmp:
+    with replace_dir(out, EXPORT_FILES, overwrite, "export", inputs) as tmp:
         save_onnx(loaded.predictor, tmp, keep, loaded.meta["architecture"])
     return Path(out) / META_NAME
 
@@ -133,11 +141,15 @@ def make_ensemble(models, out, card=None, overwrite: bool = False):
     from pneumocxr.artifact.loaded import LoadedModel
     from pneumocxr.artifact.resolve import resolve_model
     from pneumocxr.artifact.save import save_ensemble
-    from pneumocxr.artifact.schema import ONNX_FORMAT
+    from pneumocxr.artifact.schema import ENSEMBLE_FILES, ONNX_FORMAT
+    from pneumocxr.fileio.atomic import check_replaceable
     from pneumocxr.predictors.ensemble import NAME, Ensemble
     from pneumocxr.training.card import Card
 
+    card = card or Card()
     members = [resolve_model(m) for m in models]
+    inputs = [m.path for m in members] + _inputs(None, card)
+    check_replaceable(out, ENSEMBLE_FILES, overwrite, "ensemble", inputs)  # before refitting
     if any(m.meta.get("format") == ONNX_FORMAT for m in members):
         raise PneumoError(
             "ensemble members must be PyTorch model folders (model.safetensors), not ONNX "
@@ -153,9 +165,8 @@ def make_ensemble(models, out, card=None, overwrite: bool = False):
         "threshold_logit": 0.0,
         "threshold_method": "0.5 on the mean logit's sigmoid",
     }
-    card = card or Card()
     figures = card_figures(LoadedModel(ensemble, meta, Path(out)), card)
-    return save_ensemble(members, out, figures, overwrite), figures
+    return save_ensemble(members, out, figures, overwrite, inputs), figures
 
 
 def card_figures(loaded, card) -> dict:

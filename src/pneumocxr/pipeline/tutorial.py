@@ -64,11 +64,13 @@ def run_tutorial(
     from pneumocxr.data.plots import augmentation_figure
     from pneumocxr.data.split import PROTOCOLS
     from pneumocxr.data.split_file import write_splits
+    from pneumocxr.fileio.outputs import check_outside
     from pneumocxr.networks.registry import build_model
     from pneumocxr.training import rundir
     from pneumocxr.training.config import QUICK, RUN_RECIPES, TrainConfig
     from pneumocxr.training.fit import train
 
+    check_outside(out, [None if labels else root, external])  # figures there would be data
     build_model(transfer, weights=transfer_weights)  # fail now, not after SmallNet
     run_dir = rundir.new_run_dir(out, "run")
     log.info("run folder: %s", run_dir)

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.formats import read_json, write_text
+from pneumocxr.fileio.outputs import check_output_file, html_report
 from pneumocxr.task import __version__
 
 SECTIONS = {  # file in a model's sub-run -> what it shows
@@ -89,7 +90,8 @@ def build_report(run_dir) -> str:
     )
 
 
-def write_report(run_dir) -> Path:
+def write_report(run_dir, overwrite: bool = False) -> Path:
     path = Path(run_dir) / "report.html"
+    check_output_file(path, "report", made_here=html_report, overwrite=overwrite)
     write_text(path, build_report(run_dir))
     return path

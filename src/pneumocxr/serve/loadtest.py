@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.regular import open_regular
 from pneumocxr.serve.server import is_loopback
 
 
@@ -44,9 +45,14 @@ def load_test(
         raise PneumoError("--requests must be at least 1")
     if not images:
         raise PneumoError("no images to send")
-    payloads = [(p.name, p.read_bytes()) for p in images]
+    payloads = [(p.name, _read(p)) for p in images]
     params = {"scope_check": str(scope_check).lower()}
     return asyncio.run(_run(base, payloads, requests, concurrency, gradcam, time_limit, params))
+
+
+def _read(path: Path) -> bytes:
+    with open_regular(path) as handle:  # a named pipe given as an image would never end
+        return handle.read()
 
 
 async def _run(base, payloads, requests, concurrency, gradcam, time_limit, params) -> dict:

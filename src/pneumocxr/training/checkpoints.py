@@ -24,6 +24,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.atomic import atomic_path
 from pneumocxr.fileio.folders import ensure_dir
+from pneumocxr.fileio.regular import open_regular
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -71,8 +72,9 @@ def set_rng_state(state: dict) -> None:
 
 def checkpoint_epoch(path: Path) -> int | None:
     """The epoch a checkpoint file completed, or None when it is missing or damaged."""
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    try:  # a named pipe in the folder is never opened
+        with open_regular(path) as handle:
+            return int(torch.load(handle, map_location="cpu", weights_only=True)["epoch"])
     except Exception:  # truncated, empty, not a checkpoint: all mean "not usable"
         return None
 

@@ -21,6 +21,7 @@ from pneumocxr.distributed import is_global_zero, quiet_lightning
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.folders import ensure_dir
 from pneumocxr.fileio.formats import write_json, write_text
+from pneumocxr.fileio.outputs import check_outside
 from pneumocxr.networks.base import PneumoNet
 from pneumocxr.networks.registry import build_model
 from pneumocxr.networks.summary import parameter_counts, summary_text
@@ -65,6 +66,8 @@ def train(cfg: TrainConfig, dataset: Dataset | None = None, run_dir: Path | None
         run_dir = rundir.find_run_dir(resume)
     if not is_global_zero():  # other DDP processes write into scratch, rank 0 into the run
         run_dir = follower_run_dir(run_dir)
+    if resume is None and run_dir is None:  # never into a data folder: read as X-rays later
+        check_outside(cfg.out, [None if cfg.labels else cfg.data, cfg.external])
     model = build_model(cfg.model, cfg.image_size, cfg.weights)  # fails early on bad weights
     phases = plan_phases(cfg, model)  # ... and on a bad --unfreeze
     first, checkpoint = 0, None
