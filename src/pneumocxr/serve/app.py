@@ -27,6 +27,7 @@ from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
+from pneumocxr.serve.connections import RequestLimit
 from pneumocxr.serve.guards import LOOPBACK_NAMES, HostCheck, multipart_detail
 from pneumocxr.serve.service import Service
 from pneumocxr.task import __version__
@@ -52,6 +53,7 @@ class Limits:
     max_batch: int = 16
     batch_wait_s: float = 0.005
     decode_slots: int = 4  # uploads decoded at once: bounds memory, 2 cores gain nothing more
+    max_requests: int = 128  # requests in the app at once (idle sockets are none); more: 503
 
 
 class PredictionOut(BaseModel):
@@ -105,6 +107,7 @@ def create_app(service: Service, limits: Limits | None = None, hosts=LOOPBACK_NA
     )
     app.add_middleware(HostCheck, hosts=hosts, problem=_problem)
     app.add_middleware(Guard, max_body=limits.max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(RequestLimit, limit=limits.max_requests, problem=_problem)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
