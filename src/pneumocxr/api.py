@@ -29,7 +29,7 @@ from pneumocxr.data.decode import (
     squash,
     unreadable_error,
 )
-from pneumocxr.errors import PneumoError
+from pneumocxr.errors import PneumoError, whole_number
 from pneumocxr.inference.answers import Prediction, Settings
 from pneumocxr.inference.inputs import expand_inputs
 from pneumocxr.inference.predict import predict_arrays, predict_files
@@ -74,14 +74,16 @@ class Model:
     def predict(self, x, *, threshold=None, scope_check: bool = True, batch_size: int = 32):
         """A Prediction for `x` (a path, a PIL image or a numpy array H x W or H x W x C,
         uint8 or float), or a list of them for a list. Bad input raises PneumoError."""
+        batch_size = whole_number(batch_size, "batch_size")  # before an empty list returns
+        settings = self.settings(threshold, scope_check)
         items = list(x) if isinstance(x, (list, tuple)) else [x]
         if not items:
             return []
         decoded = [self.decode(item) for item in items]
         pixels = torch.from_numpy(np.stack([d[0] for d in decoded]))[:, None]
         names = [_name(item) for item in items]
-        found = predict_arrays(self.loaded, pixels, self.settings(threshold, scope_check),
-                               names, [d[1] for d in decoded], batch_size)  # fmt: skip
+        found = predict_arrays(self.loaded, pixels, settings, names, [d[1] for d in decoded],
+                               batch_size)  # fmt: skip
         return found if isinstance(x, (list, tuple)) else found[0]
 
     def predict_paths(self, paths, *, threshold=None, scope_check: bool = True,
@@ -90,7 +92,7 @@ class Model:
         recursively), decoded in parallel while the model runs: what `pneumocxr predict`
         prints. With `strict`, an unreadable file or folder is an error."""
         settings = self.settings(threshold, scope_check)
-        files = expand_inputs(paths, strict)
+        files = expand_inputs(_paths(paths), strict)
         found, failures = predict_files(self.loaded, files, settings, batch_size)
         if failures and strict:
             raise unreadable_error(failures)
@@ -136,6 +138,16 @@ class Model:
         return found if isinstance(x, (list, tuple)) else found[0]
 
 
+def _paths(paths) -> list:
+    """One path or a list of them (a lone string is no list of one-letter names)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    items = list(paths) if hasattr(paths, "__iter__") and not isinstance(paths, bytes) else None
+    if items is None or not all(isinstance(p, (str, os.PathLike)) for p in items):
+        raise PneumoError("predict_paths takes a path or a list of paths (files or folders)")
+    return items
+
+
 def _name(item) -> str | None:
     return str(item) if isinstance(item, (str, os.PathLike)) else None
 
@@ -149,14 +161,16 @@ def train(data=None, model: str = "smallnet", out="runs", **options):
     """Train one model into a new run folder, as `pneumocxr train` does; `options` are its
     options with underscores (epochs=3, image_size=128, quick=True, ...). Returns the
     TrainResult (run_dir, threshold, val_metrics, external_metrics)."""
-    from pneumocxr.data.download import resolve_data
     from pneumocxr.training.config import TrainConfig
-    from pneumocxr.training.fit import train as run_training
 
     unknown = set(options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise PneumoError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    config = TrainConfig(data=str(resolve_data(data)), out=str(out), model=model, **options)
+    config = TrainConfig(out=out, model=model, **options).typed()  # before any slow import
+    from pneumocxr.data.download import resolve_data
+    from pneumocxr.training.fit import train as run_training
+
+    config.data = str(resolve_data(data))
     return run_training(config)
 
 
@@ -168,6 +182,11 @@ def evaluate(model, data=None, *, split=None, out=None, threshold=None,
     from pneumocxr.pipeline.assess import evaluate_only, evaluate_to_folder
 
     loaded = model.loaded if isinstance(model, Model) else model
+    for name, value in (("data", data), ("out", out)):
+        if not isinstance(value, (str, os.PathLike, type(None))):
+            raise PneumoError(f"{name} must be a folder's path, not a {type(value).__name__}")
+    if not isinstance(overwrite, bool):
+        raise PneumoError(f"overwrite must be True or False, got {overwrite!r:.60}")
     if out is None:
         return evaluate_only(loaded, data, split, threshold, scope_check, labels=labels)
     return evaluate_to_folder(loaded, Path(out), data, split, threshold, overwrite,

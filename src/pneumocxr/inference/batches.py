@@ -10,6 +10,7 @@ import torch
 
 from pneumocxr.data.transforms import to_unit
 from pneumocxr.decision.calibration import sigmoid
+from pneumocxr.errors import whole_number
 from pneumocxr.predictors.base import Predictor
 from pneumocxr.predictors.single import as_predictor
 
@@ -43,7 +44,7 @@ def batch_outputs(model: Predictor, batches: Iterable[torch.Tensor]):
 
 def predict_logits(model: Predictor, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """One logit per cached uint8 image (N x 1 x S x S)."""
-    starts = range(0, len(pixels), batch_size)
+    starts = range(0, len(pixels), whole_number(batch_size, "batch_size"))
     return batch_logits(model, (pixels[start : start + batch_size] for start in starts))
 
 
