@@ -22,6 +22,7 @@ from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import folder_label
 from pneumocxr.data.transforms import to_unit
 from pneumocxr.errors import PneumoError
+from pneumocxr.predictors.checks import checked_outputs
 from pneumocxr.task import CLASS_NAMES
 
 
@@ -105,7 +106,7 @@ def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0
     require_gradcam(loaded)
     unit = to_unit(torch.from_numpy(images)[:, None])
     with torch.no_grad():  # the prediction path's logits: the heat map is for its answer
-        logits = loaded.predictor.logits(unit)
+        logits = checked_outputs(loaded.predictor.logits(unit), None, len(unit))[0]
     probs = torch.from_numpy(loaded.calibration.apply(logits.numpy()))
     predicted_pneumonia = probs >= threshold
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)

@@ -144,7 +144,11 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
         422: {"model": Problem, "description": "Unreadable, unusable or too many pixels"},
-        500: {"model": Problem, "description": "Internal error (logged by the server)"},
+        500: {
+            "model": Problem,
+            "description": "Internal error (logged by the server), or a model that gave no "
+            "usable answer (a NaN logit)",
+        },
     }
 
     @app.post(
@@ -172,7 +176,10 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
                     _decode, service, data, file.filename, gradcam, scope_check
                 )
             del data
-        outcome = await batcher.submit(upload)
+        try:
+            outcome = await batcher.submit(upload)
+        except PneumoError as err:  # the model's own fault (a NaN logit): said, not hidden
+            raise HTTPException(500, str(err)) from None
         answer, band = outcome.answer, service.settings.band
         result = PredictionOut(
             label=answer.label,
