@@ -22,6 +22,7 @@ from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import folder_label
 from pneumocxr.data.transforms import to_unit
 from pneumocxr.errors import PneumoError
+from pneumocxr.networks.base import network_lock
 from pneumocxr.predictors.checks import checked_outputs
 from pneumocxr.task import CLASS_NAMES
 
@@ -65,7 +66,8 @@ def network_heatmaps(member, unit: torch.Tensor, signs: torch.Tensor) -> np.ndar
         return model(x) * signs.view(-1, 1)
 
     cam = LayerGradCam(score, model.gradcam_layer())
-    attributions = cam.attribute(inputs, target=0, relu_attributions=True)
+    with network_lock(model):  # captum's hooks catch other threads' passes through the layer
+        attributions = cam.attribute(inputs, target=0, relu_attributions=True)
     upsampled = LayerAttribution.interpolate(attributions, inputs.shape[-2:], "bilinear")
     heat = upsampled[:, 0].detach().clamp(min=0)
     peak = heat.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
