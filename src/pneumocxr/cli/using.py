@@ -70,6 +70,11 @@ def predict(
     )  # fmt: skip
     for _, reason in failures:
         log.warning("skipped %s", reason)
+    if csv is not None and found:  # first: answers the terminal cannot take are kept there
+        from pneumocxr.fileio.formats import write_csv
+        from pneumocxr.inference.answers import ANSWER_COLUMNS, answers_table
+
+        write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
     for answer in found:
         if as_json:
             typer.echo(json.dumps(_json_answer(answer)))
@@ -78,11 +83,6 @@ def predict(
             typer.echo(
                 f"{display_path(answer.path)}\t{answer.label}\t{answer.p_pneumonia:.4f}{extra}"
             )
-    if csv is not None and found:
-        from pneumocxr.fileio.formats import write_csv
-        from pneumocxr.inference.answers import ANSWER_COLUMNS, answers_table
-
-        write_csv(csv, answers_table(found)[ANSWER_COLUMNS])
     if failures and not found:
         raise PneumoError("no image could be read")
 
