@@ -136,3 +136,22 @@ def test_model_card_reads_model_json_defensively(tiny_model):
     meta["threshold_method"] = "chosen on /secret/data/external (312 images) and runs/a/b"
     method = model_card(tiny_model, "x", 0.4)["threshold_method"]
     assert method == "chosen on external (312 images) and b"
+
+
+def test_in_memory_images_decode_alike_and_complex_arrays_are_refused(xray, tmp_path):
+    """A float PIL image (mode F) in 0-1 was read as 0-255 (nearly black), unlike the same
+    array; a complex array got a raw ComplexWarning (issue 22)."""
+    import warnings
+
+    from pneumocxr.data.decode import gray_from_array, gray_from_image
+
+    gray = np.asarray(read_gray(xray))
+    unit = gray.astype(np.float32) / 255.0
+    Image.fromarray(unit, mode="F").save(tmp_path / "unit.tiff")  # a float TIFF file too
+    for decoded in (gray_from_image(Image.fromarray(unit, mode="F")), gray_from_array(unit),
+                    read_gray(tmp_path / "unit.tiff")):  # fmt: skip
+        assert np.array_equal(np.asarray(decoded), gray)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw warning fails the test
+        with pytest.raises(PneumoError, match="must hold real numbers, not complex128"):
+            gray_from_array(gray.astype(np.complex128))

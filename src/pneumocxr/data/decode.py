@@ -161,6 +161,8 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     to 0-255, as the 16-bit PNG path scales them."""
     if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
         raise PneumoError(f"an image array must hold numbers, not {values.dtype}")
+    if np.iscomplexobj(values):  # casting would drop the imaginary part with a raw warning
+        raise PneumoError(f"an image array must hold real numbers, not {values.dtype}")
     scaled = values.astype(np.float64)
     if not np.isfinite(scaled).all() or scaled.min() < 0:
         raise PneumoError("the image array holds negative, NaN or infinite values")
@@ -327,10 +329,11 @@ def _to_gray8(image: Image.Image) -> Image.Image:
         if not np.isfinite(values).all() or values.max() >= 2.0**32:
             raise ValueError("pixel values out of range")
         values = values.clip(min=0)
+        if image.mode == "F" and values.max() <= 1.0:  # floats in 0-1, as an array's are read
+            return Image.fromarray(np.round(values * 255.0).astype(np.uint8))
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
         scaled = values * 255.0 / (2**bits - 1)
         return Image.fromarray(np.round(scaled).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA").convert("RGB")
     return image.convert("L")
-
