@@ -27,6 +27,7 @@ from pneumocxr.data.index import (
     parse_patient,
 )
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.formats import check_utf8_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +115,7 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
 
     if not csv.is_file():
         raise PneumoError(f"labels file not found: {csv}")
+    check_utf8_text(csv)
     try:
         table = pd.read_csv(csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -128,6 +130,12 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
     except OSError as err:
         raise PneumoError(f"cannot read {csv} ({err.strerror or err})") from None
     table.columns = [str(c).strip() for c in table.columns]
+    twice = table.columns[table.columns.duplicated()].unique().tolist()
+    if twice:  # `path,label, path`: one name for two columns once trimmed
+        raise PneumoError(
+            f"{csv} has the column {twice[0]!r} twice (spaces around names are ignored); "
+            "give each column its own name"
+        )
     missing = [c for c in columns if c not in table.columns]
     if missing:
         have = ", ".join(map(repr, table.columns[:12]))

@@ -16,6 +16,7 @@ from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from pneumocxr.errors import PneumoError
 from pneumocxr.evaluation.metrics import percentile_interval
+from pneumocxr.fileio.formats import check_utf8_text
 
 IMAGE_COLUMNS = ("image", "path", "file", "filename")
 _CODES = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
@@ -23,6 +24,7 @@ _CODES = {"normal": 0, "0": 0, "pneumonia": 1, "1": 1}
 
 def read_ratings(path) -> tuple[pd.DataFrame, str]:
     """(ratings as 0/1 floats with NaN for blanks, name of the image column)."""
+    check_utf8_text(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
