@@ -67,7 +67,9 @@ def write_corpus(folder: Path) -> list[Case]:
     cases += _model_cases(folder / "models") + _run_cases(folder / "runs")
     cases += _folder_cases(folder / "folders") + _labels_cases(folder / "labels")
     cases += _resume_cases(folder / "runs", images) + _weights_cases(folder / "weights")
-    return cases
+    from corpus_more import more_cases  # issue 22's kinds (it imports this module)
+
+    return cases + more_cases(folder, _jpeg_bytes(Image.fromarray(picture()), quality=90))
 
 
 # -- image files ------------------------------------------------------------------------------

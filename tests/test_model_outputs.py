@@ -4,76 +4,21 @@ to NaN get one line and no answer, from the API, the CLI, Grad-CAM and the web A
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 import pneumocxr
 from conftest import cli_batch, shared_images
+from corpus_more import REWIRINGS, nan_weights_model, onnx_export, rewired
 from pneumocxr.errors import PneumoError
 
-onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper  # noqa: E402
 
 DAMAGED = "the model is damaged or is no pneumocxr model; no answer was given"
-
-
-@pytest.fixture(scope="module")
-def images() -> list[Path]:
-    return shared_images("NORMAL", 5, 300) + shared_images("PNEUMONIA", 5, 300)
-
-
-def nan_weights_model(folder: Path) -> Path:
-    """A SmallNet whose weights are all finite, but whose last layer's products overflow to
-    +inf and -inf, which add up to NaN: hidden units of 2 times weights of +-3e38."""
-    from pneumocxr.artifact.save import save_model
-    from pneumocxr.networks.registry import build_model
-
-    network = build_model("smallnet", 64, weights="none")
-    hidden, last = network.head[1], network.head[3]
-    with torch.no_grad():
-        hidden.weight.zero_()
-        hidden.bias.fill_(2.0)
-        last.weight.copy_(torch.tensor([3e38, -3e38]).repeat(last.weight.shape[1] // 2)[None])
-    save_model(network, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    """A real ONNX export of a small SmallNet."""
-    from pneumocxr.artifact.onnx_save import save_onnx
-    from pneumocxr.networks.registry import build_model
-    from pneumocxr.predictors.single import NetworkPredictor
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("onnx") / "good"
-    save_onnx(NetworkPredictor(build_model("smallnet", 64, weights="none")), folder, {}, "smallnet")
-    return folder
-
-
-def _constant(name: str, values, kind=TensorProto.INT64):
-    tensor = helper.make_tensor(name, kind, [len(values)], values)
-    return helper.make_node("Constant", [], [name], value=tensor)
-
-
-# The graph's `logit` output, rewired: what a damaged or hostile export might compute.
-REWIRED = {
-    "fewer-logits": [_constant("s", [0]), _constant("e", [1]),
-                     helper.make_node("Slice", ["raw", "s", "e"], ["logit"])],
-    "nan-logits": [_constant("nan", [float("nan")], TensorProto.FLOAT),
-                   helper.make_node("Mul", ["raw", "nan"], ["logit"])],
-    "column-of-logits": [_constant("axis", [1]),
-                         helper.make_node("Unsqueeze", ["raw", "axis"], ["logit"])],
-    "integer-logits": [helper.make_node("Cast", ["raw"], ["logit"], to=TensorProto.INT64)],
-}  # fmt: skip
-SAYS = {
+SAYS = {  # what each rewired graph (tests/corpus_more.py) gets said about it
     "fewer-logits": "the model gave logits of shape (1,) for 10 image(s), not one each",
     "nan-logits": "the model gave 10 NaN or infinite logit(s) for 10 image(s)",
     "column-of-logits": "the model gave logits of shape (10, 1) for 10 image(s), not one each",
@@ -81,31 +26,23 @@ SAYS = {
 }
 
 
-def rewired(source: Path, folder: Path, nodes: list) -> Path:
-    """A copy of an ONNX export whose `logit` is `nodes` applied to the real one, with
-    model.json's hash made to agree (the graph's own answer record is untouched)."""
-    shutil.copytree(source, folder)
-    proto = onnx.load(folder / "model.onnx")
-    for node in proto.graph.node:
-        node.output[:] = ["raw" if name == "logit" else name for name in node.output]
-        node.input[:] = ["raw" if name == "logit" else name for name in node.input]
-    proto.graph.node.extend(nodes)
-    if nodes[-1].op_type == "Cast":
-        proto.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
-    (folder / "model.onnx").write_bytes(proto.SerializeToString())
-    meta = json.loads((folder / "model.json").read_text())
-    meta["weights"]["sha256"] = hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
-    (folder / "model.json").write_text(json.dumps(meta))
-    return folder
+@pytest.fixture(scope="module")
+def images() -> list[Path]:
+    return shared_images("NORMAL", 5, 300) + shared_images("PNEUMONIA", 5, 300)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    return onnx_export(tmp_path_factory.mktemp("onnx") / "good")
 
 
 @pytest.fixture(scope="module")
 def damaged(exported, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("damaged")
-    return {case: rewired(exported, root / case, nodes) for case, nodes in REWIRED.items()}
+    return {case: rewired(exported, root / case, case) for case in REWIRINGS}
 
 
-@pytest.mark.parametrize("case", list(REWIRED))
+@pytest.mark.parametrize("case", REWIRINGS)
 def test_an_onnx_graph_giving_other_outputs_gets_no_answer(damaged, images, case):
     with pytest.raises(PneumoError) as refused:
         pneumocxr.load_model(damaged[case]).predict(images)
@@ -113,8 +50,8 @@ def test_an_onnx_graph_giving_other_outputs_gets_no_answer(damaged, images, case
 
 
 def test_predict_says_so_in_one_line(damaged, images):
-    results = cli_batch([["predict", "--model", damaged[case], *images] for case in REWIRED])
-    for case, result in zip(REWIRED, results):
+    results = cli_batch([["predict", "--model", damaged[case], *images] for case in REWIRINGS])
+    for case, result in zip(REWIRINGS, results):
         assert result.returncode == 1 and result.stdout == ""
         assert result.stderr.splitlines()[-1] == f"error: {SAYS[case]}: {DAMAGED}"
 
