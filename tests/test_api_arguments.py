@@ -87,3 +87,10 @@ def test_training_options_take_what_the_command_line_and_old_runs_give(tmp_path)
     config = TrainConfig(unfreeze=2, devices=1, out=tmp_path, augment=True).typed()
     assert (config.unfreeze, config.devices, config.out) == ("2", "1", str(tmp_path))
     assert config.augment == "tutorial"  # older config.json files stored true/false
+
+
+def test_dicomweb_scoring_checks_its_batch_size_before_any_request(model):
+    from pneumocxr.dicom.web import score_studies
+
+    with pytest.raises(PneumoError, match="^batch_size must be at least 1, got 0$"):
+        score_studies(model, "http://127.0.0.1:9", studies=["1.2.3"], batch_size=0)
