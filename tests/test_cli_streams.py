@@ -63,10 +63,15 @@ def test_long_paths_are_cut_in_the_middle_of_messages(tmp_path):
         deep = deep / (letter * 200)
     deep.mkdir(parents=True)
     (deep / "notes.jpeg").write_text("not an image")
+    (tmp_path / "tab\there.jpeg").write_text("not an image either")  # escaped once, as before
     good = shared_images("NORMAL", 1, 12)[0]
     missing = tmp_path / ("m" * 5000) / "x.jpeg"
-    skipped, refused = cli_batch([["predict", good, deep / "notes.jpeg"], ["predict", missing]])
-    (warning,) = [line for line in skipped.stderr.splitlines() if line.startswith("warning:")]
+    tab = tmp_path / "tab\there.jpeg"
+    skipped, refused = cli_batch(
+        [["predict", good, deep / "notes.jpeg", tab], ["predict", missing]]
+    )
+    warning, tabbed = [line for line in skipped.stderr.splitlines() if line.startswith("warning:")]
+    assert tabbed.endswith("/tab\\there.jpeg: not a readable image (unknown format or damaged)")
     assert skipped.returncode == 0 and len(warning) < 300, warning
     assert "..." in warning and warning.endswith("jjj/notes.jpeg: not a readable image "
                                                  "(unknown format or damaged)")  # fmt: skip

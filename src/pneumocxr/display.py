@@ -34,7 +34,12 @@ def one_line(text: str) -> str:
     """A message on one line: line breaks and tabs become spaces, the rest is escaped, and a
     word over `LONGEST_WORD` characters (a path) is cut in its middle (`elided`)."""
     kept = "".join(c if c.isspace() else _escape(c) for c in str(text))
-    return " ".join(elided(word) for word in kept.split())
+    return short_words(" ".join(kept.split()))
+
+
+def short_words(line: str) -> str:
+    """A line with each word over `LONGEST_WORD` characters `elided`."""
+    return " ".join(elided(word) for word in line.split(" "))
 
 
 LONGEST_WORD = 160  # a 5,000-character path made a 5 KB error line

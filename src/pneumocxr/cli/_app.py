@@ -42,13 +42,13 @@ def _setup_logging() -> None:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from pneumocxr.display import display_path, one_line
+        from pneumocxr.display import display_path, short_words
 
         text = record.getMessage()
         # A warning is one line even when it quotes a file name holding a line break, and
         # a very long path in it is cut in the middle.
         if record.levelno >= logging.WARNING:
-            return f"warning: {one_line(display_path(text))}"
+            return f"warning: {short_words(display_path(text))}"
         return text
 
 
