@@ -68,8 +68,10 @@ def write_corpus(folder: Path) -> list[Case]:
     cases += _folder_cases(folder / "folders") + _labels_cases(folder / "labels")
     cases += _resume_cases(folder / "runs", images) + _weights_cases(folder / "weights")
     from corpus_hostile import hostile_cases  # they use this module's helpers
+    from corpus_more import more_cases  # issue 22's kinds (it imports this module)
 
-    return cases + hostile_cases(folder)
+    cases += hostile_cases(folder)
+    return cases + more_cases(folder, _jpeg_bytes(Image.fromarray(picture()), quality=90))
 
 
 # -- image files ------------------------------------------------------------------------------

@@ -325,3 +325,21 @@ def test_evaluate_checks_its_out_folder_before_any_inference(tmp_path, monkeypat
         with pytest.raises(PneumoError, match=f"output folder is not writable: {locked}"):
             evaluate_to_folder("default", out, data)
     assert blocker.read_text() == "I am a file" and list(locked.iterdir()) == []
+
+
+def test_utf16_text_files_say_what_they_are(tmp_path):
+    """A ratings CSV and a model.json saved as UTF-16 without a byte-order mark read as UTF-8
+    with a NUL between letters: columns like 'p\\x00a\\x00t\\x00h' (issue 22)."""
+    image = shared_images("NORMAL", 1)[0]
+    (tmp_path / "ratings.csv").write_bytes(
+        "image,r1,r2\na.jpeg,normal,normal\n".encode("utf-16-le")
+    )
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.json").write_bytes('{"format": "x"}'.encode("utf-16-le"))
+    ratings, model = cli_batch(
+        [["agreement", tmp_path / "ratings.csv"], ["predict", "--model", tmp_path / "m", image]]
+    )
+    said = "is not UTF-8 text (it looks like UTF-16 without a byte-order mark); save it as UTF-8"
+    for result, path in ((ratings, tmp_path / "ratings.csv"), (model, tmp_path / "m/model.json")):
+        assert result.returncode == 1
+        assert result.stderr.splitlines() == [f"error: {path} {said}"], result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import cli, cli_batch, shared_images
@@ -93,3 +94,40 @@ def test_an_unreadable_image_is_skipped_and_names_are_printed_escaped(tmp_path):
     )
     assert failed.returncode == 1 and failed.stderr.endswith("error: no image could be read\n")
     assert not (tmp_path / "none").exists()  # no empty folder left behind
+
+
+def test_gradcam_from_several_threads_at_once(tmp_path):
+    """captum's hooks catch every pass through the hooked layer, another thread's too: 4
+    threads' Grad-CAMs (and predictions through the same network) failed or mixed their maps
+    until each network got a lock (issue 22)."""
+    import threading
+
+    import pneumocxr
+
+    torch.manual_seed(0)
+    save_model(build_model("smallnet", 64, weights="none"), tmp_path)
+    model = pneumocxr.load_model(tmp_path)
+    images = shared_images("NORMAL", 4, 60) + shared_images("PNEUMONIA", 4, 60)
+    heat, probs = model.gradcam(images), [a.p_pneumonia for a in model.predict(images)]
+    for mixed in (False, True):  # four Grad-CAMs; two Grad-CAMs and two predictions
+        for _ in range(8):
+            start, found = threading.Barrier(4), {}
+
+            def run(i, mixed=mixed, start=start, found=found):
+                start.wait()
+                try:
+                    found[i] = (
+                        [a.p_pneumonia for a in model.predict(images)]
+                        if mixed and i % 2
+                        else model.gradcam(images)
+                    )
+                except Exception as err:  # noqa: BLE001 (what went wrong is the finding)
+                    found[i] = err
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+            [t.start() for t in threads]
+            [t.join() for t in threads]
+            for i, got in found.items():
+                want = probs if mixed and i % 2 else heat
+                assert not isinstance(got, Exception), got
+                assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(got, want))

@@ -116,9 +116,15 @@ def write(path, text, encoding="utf-8"):
          "5 image(s) listed in "),
         ("path,label\n,NORMAL\n", "1 row(s) of "),
         ("path,label,split\n0001.jpeg,NORMAL,validation\n", "unknown split value(s) in "),
+        ("path,label, path\n0001.jpeg,NORMAL,0001.jpeg\n", "has the column 'path' twice (spaces"),
+        ("path,label\n0001.jpeg,NORMAL\n".encode("utf-16-le"),
+         "is not UTF-8 text (it looks like UTF-16 without a byte-order mark); save it as UTF-8"),
+        ("path,label\n0001.jpeg,NORMAL\n".encode("utf-16"),
+         "is not UTF-8 text (it looks like UTF-16); save it as UTF-8"),
     ],
     ids=["empty", "header only", "missing column", "latin-1", "binary", "conflicting",
-         "unknown labels", "missing files", "empty path", "unknown split"],
+         "unknown labels", "missing files", "empty path", "unknown split", "repeated column",
+         "utf-16", "utf-16 with mark"],
 )  # fmt: skip
 def test_bad_labels_files_are_one_line_errors(flat, content, message):
     folder, _ = flat

@@ -156,3 +156,22 @@ def test_decoded_bytes_are_limited_not_only_pixels(tmp_path, xray):
     ds.save_as(path)
     with pytest.raises(PneumoError, match="6000 x 6000 pixels of 3 x 16 bits take 206 MB"):
         read_gray_bytes(path.read_bytes(), max_pixels=40_000_000)
+
+
+def test_in_memory_images_decode_alike_and_complex_arrays_are_refused(xray, tmp_path):
+    """A float PIL image (mode F) in 0-1 was read as 0-255 (nearly black), unlike the same
+    array; a complex array got a raw ComplexWarning (issue 22)."""
+    import warnings
+
+    from pneumocxr.data.decode import gray_from_array, gray_from_image
+
+    gray = np.asarray(read_gray(xray))
+    unit = gray.astype(np.float32) / 255.0
+    Image.fromarray(unit, mode="F").save(tmp_path / "unit.tiff")  # a float TIFF file too
+    for decoded in (gray_from_image(Image.fromarray(unit, mode="F")), gray_from_array(unit),
+                    read_gray(tmp_path / "unit.tiff")):  # fmt: skip
+        assert np.array_equal(np.asarray(decoded), gray)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a raw warning fails the test
+        with pytest.raises(PneumoError, match="must hold real numbers, not complex128"):
+            gray_from_array(gray.astype(np.complex128))

@@ -29,7 +29,7 @@ from pneumocxr.data.decode import (
     squash,
     unreadable_error,
 )
-from pneumocxr.errors import PneumoError
+from pneumocxr.errors import PneumoError, whole_number
 from pneumocxr.inference.answers import Prediction, Settings
 from pneumocxr.inference.inputs import expand_inputs
 from pneumocxr.inference.predict import predict_files, predict_stream
@@ -74,6 +74,8 @@ class Model:
     def predict(self, x, *, threshold=None, scope_check: bool = True, batch_size: int = 32):
         """A Prediction for `x` (a path, a PIL image or a numpy array H x W or H x W x C,
         uint8 or float), or a list of them for a list. Bad input raises PneumoError."""
+        batch_size = whole_number(batch_size, "batch_size")  # before an empty list returns
+        settings = self.settings(threshold, scope_check)
         items = list(x) if isinstance(x, (list, tuple)) else [x]
         if not items:
             return []
@@ -82,7 +84,7 @@ class Model:
         stream = DecodeStream(items, self.image_size, batch_size, decode=self._decode_at,
                               stop_on_error=True)  # fmt: skip
         names = [_name(item) for item in items]
-        found = predict_stream(self.loaded, stream, self.settings(threshold, scope_check), names)
+        found = predict_stream(self.loaded, stream, settings, names)
         return found if isinstance(x, (list, tuple)) else found[0]
 
     def predict_paths(self, paths, *, threshold=None, scope_check: bool = True,
@@ -91,7 +93,7 @@ class Model:
         recursively), decoded in parallel while the model runs: what `pneumocxr predict`
         prints. With `strict`, an unreadable file or folder is an error."""
         settings = self.settings(threshold, scope_check)
-        files = expand_inputs(paths, strict)
+        files = expand_inputs(_paths(paths), strict)
         found, failures = predict_files(self.loaded, files, settings, batch_size)
         if failures and strict:
             raise unreadable_error(failures)
@@ -140,6 +142,16 @@ class Model:
         return found if isinstance(x, (list, tuple)) else found[0]
 
 
+def _paths(paths) -> list:
+    """One path or a list of them (a lone string is no list of one-letter names)."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    items = list(paths) if hasattr(paths, "__iter__") and not isinstance(paths, bytes) else None
+    if items is None or not all(isinstance(p, (str, os.PathLike)) for p in items):
+        raise PneumoError("predict_paths takes a path or a list of paths (files or folders)")
+    return items
+
+
 def _name(item) -> str | None:
     return str(item) if isinstance(item, (str, os.PathLike)) else None
 
@@ -153,14 +165,16 @@ def train(data=None, model: str = "smallnet", out="runs", **options):
     """Train one model into a new run folder, as `pneumocxr train` does; `options` are its
     options with underscores (epochs=3, image_size=128, quick=True, ...). Returns the
     TrainResult (run_dir, threshold, val_metrics, external_metrics)."""
-    from pneumocxr.data.download import resolve_data
     from pneumocxr.training.config import TrainConfig
-    from pneumocxr.training.fit import train as run_training
 
     unknown = set(options) - set(TrainConfig.__dataclass_fields__)
     if unknown:
         raise PneumoError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-    config = TrainConfig(data=str(resolve_data(data)), out=str(out), model=model, **options)
+    config = TrainConfig(out=out, model=model, **options).typed()  # before any slow import
+    from pneumocxr.data.download import resolve_data
+    from pneumocxr.training.fit import train as run_training
+
+    config.data = str(resolve_data(data))
     return run_training(config)
 
 
@@ -172,6 +186,11 @@ def evaluate(model, data=None, *, split=None, out=None, threshold=None,
     from pneumocxr.pipeline.assess import evaluate_only, evaluate_to_folder
 
     loaded = model.loaded if isinstance(model, Model) else model
+    for name, value in (("data", data), ("out", out)):
+        if not isinstance(value, (str, os.PathLike, type(None))):
+            raise PneumoError(f"{name} must be a folder's path, not a {type(value).__name__}")
+    if not isinstance(overwrite, bool):
+        raise PneumoError(f"overwrite must be True or False, got {overwrite!r:.60}")
     if out is None:
         return evaluate_only(loaded, data, split, threshold, scope_check, labels=labels)
     return evaluate_to_folder(loaded, Path(out), data, split, threshold, overwrite,

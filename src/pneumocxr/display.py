@@ -1,4 +1,4 @@
-"""File names as text for terminals and tab-separated output.
+"""File names as text for terminals and tab-separated output, and messages as one line.
 
 A file name may hold tabs, newlines, other control characters and bytes that are not UTF-8;
 printed as they are, they would break a TSV line or the terminal. They are escaped the way
@@ -31,9 +31,27 @@ def _escape(c: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """A message on one line: line breaks and tabs become spaces, the rest is escaped."""
+    """A message on one line: line breaks and tabs become spaces, the rest is escaped, and a
+    word over `LONGEST_WORD` characters (a path) is cut in its middle (`elided`)."""
     kept = "".join(c if c.isspace() else _escape(c) for c in str(text))
-    return " ".join(kept.split())
+    return short_words(" ".join(kept.split()))
+
+
+def short_words(line: str) -> str:
+    """A line with each word over `LONGEST_WORD` characters `elided`."""
+    return " ".join(elided(word) for word in line.split(" "))
+
+
+LONGEST_WORD = 160  # a 5,000-character path made a 5 KB error line
+KEPT_START = 40
+
+
+def elided(word: str, limit: int = LONGEST_WORD) -> str:
+    """`word` if short; else its start and its end (a path's file name and the folders above
+    it, what tells it apart) around `...`, `limit` characters in all."""
+    if len(word) <= limit:
+        return word
+    return f"{word[:KEPT_START]}...{word[-(limit - KEPT_START - 3) :]}"
 
 
 # A word (between spaces, brackets, commas) with a slash in it: a path, POSIX or Windows.

@@ -3,6 +3,7 @@ resolved to a loaded model; and the name it is shown by."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pneumocxr.artifact.load import load_model
@@ -24,6 +25,10 @@ def resolve_model(spec=None, legacy: bool = False) -> LoadedModel:
         if not (DEFAULT_MODEL_DIR / "model.json").is_file():
             raise PneumoError(f"the default model is missing from {DEFAULT_MODEL_DIR}")
         return load_model(DEFAULT_MODEL_DIR, legacy)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise PneumoError(
+            f'a model is "default", a folder or a model.json path, not a {type(spec).__name__}'
+        )
     path = Path(spec)
     if path.is_dir() and not (path / "model.json").is_file():
         inner = sorted(p.parent for p in path.glob("*/model.json"))

@@ -3,9 +3,14 @@ clean line for every error."""
 
 from __future__ import annotations
 
+import atexit
+import errno
+import io
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 import typer
@@ -37,11 +42,14 @@ def _setup_logging() -> None:
 
 class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        from pneumocxr.display import display_path
+        from pneumocxr.display import display_path, short_words
 
         text = record.getMessage()
-        # A warning is one line even when it quotes a file name holding a line break.
-        return f"warning: {display_path(text)}" if record.levelno >= logging.WARNING else text
+        # A warning is one line even when it quotes a file name holding a line break, and
+        # a very long path in it is cut in the middle.
+        if record.levelno >= logging.WARNING:
+            return f"warning: {short_words(display_path(text))}"
+        return text
 
 
 def main() -> None:
@@ -54,7 +62,9 @@ def main() -> None:
     # Figures are only ever saved: no window toolkit (the library itself leaves the backend to
     # its user, so plots still show in a notebook).
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _matplotlib_folder()
     tune_malloc()
+    _prepare_streams()
     _setup_logging()
     try:
         app()
@@ -75,6 +85,53 @@ def main() -> None:
             f"internal error ({type(err).__name__}: {err}); "
             "set PNEUMOCXR_DEBUG=1 to see the traceback"
         )
+
+
+def _matplotlib_folder() -> None:
+    """A private MPLCONFIGDIR when matplotlib could not write its own (HOME not writable):
+    matplotlib would otherwise print its own warnings about it on stderr."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    home = os.path.expanduser("~")
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    if all(_writable_folder(os.path.join(base, "matplotlib")) for base in (config, cache)):
+        return
+    folder = tempfile.mkdtemp(prefix="pneumocxr-matplotlib-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["MPLCONFIGDIR"] = folder
+
+
+def _writable_folder(path: str) -> bool:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
+def _prepare_streams() -> None:
+    """Answers are never lost to the terminal: a character the output's encoding lacks (a
+    Cyrillic file name under PYTHONIOENCODING=latin-1) is written escaped, and a closed
+    standard output (`>&-`, which Python turns into None and click then skips silently) fails
+    the command at its first answer, in one line on stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+
+
+class _Closed(io.TextIOBase):
+    """Standard output that is not there: writing to it is an error."""
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed: the answers could not be printed")
 
 
 def _fail_if_disk_full(err: BaseException) -> None:

@@ -175,6 +175,8 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     to 0-255, as the 16-bit PNG path scales them."""
     if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
         raise PneumoError(f"an image array must hold numbers, not {values.dtype}")
+    if np.iscomplexobj(values):  # casting would drop the imaginary part with a raw warning
+        raise PneumoError(f"an image array must hold real numbers, not {values.dtype}")
     scaled = values.astype(np.float64)
     if not np.isfinite(scaled).all() or scaled.min() < 0:
         raise PneumoError("the image array holds negative, NaN or infinite values")
@@ -361,6 +363,8 @@ def _to_gray8(image: Image.Image) -> Image.Image:
             raise ValueError("pixel values out of range")
         # In place: one float64 copy of the image, not four (the same arithmetic, in order).
         np.clip(values, 0, None, out=values)
+        if image.mode == "F" and values.max() <= 1.0:  # floats in 0-1, as an array's are read
+            return Image.fromarray(np.round(values * 255.0).astype(np.uint8))
         bits = max(8, int(np.ceil(np.log2(values.max() + 1))))
         np.multiply(values, 255.0, out=values)
         np.divide(values, 2**bits - 1, out=values)
@@ -369,4 +373,3 @@ def _to_gray8(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
     # RGBA -> L ignores alpha as RGBA -> RGB -> L does: the same pixels, without two copies.
     return image.convert("L")
-

@@ -27,6 +27,7 @@ from pneumocxr.data.index import (
     parse_patient,
 )
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.formats import check_utf8_text
 from pneumocxr.fileio.regular import NotRegularFile, irregular_kind, open_regular
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
 
     if not os.path.exists(csv):
         raise PneumoError(f"labels file not found: {csv}")
+    check_utf8_text(csv)
     try:
         with open_regular(csv) as handle:  # a named pipe would never end
             table = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -132,6 +134,12 @@ def read_table(csv: Path, columns: list[str]) -> pd.DataFrame:
     except OSError as err:
         raise PneumoError(f"cannot read {csv} ({err.strerror or err})") from None
     table.columns = [str(c).strip() for c in table.columns]
+    twice = table.columns[table.columns.duplicated()].unique().tolist()
+    if twice:  # `path,label, path`: one name for two columns once trimmed
+        raise PneumoError(
+            f"{csv} has the column {twice[0]!r} twice (spaces around names are ignored); "
+            "give each column its own name"
+        )
     missing = [c for c in columns if c not in table.columns]
     if missing:
         have = ", ".join(map(repr, table.columns[:12]))

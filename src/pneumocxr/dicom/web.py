@@ -18,7 +18,7 @@ from pneumocxr.dicom_results.evidence import uid_problem
 from pneumocxr.dicom_results.model_info import ModelInfo
 from pneumocxr.dicom_results.scoring import Instance, check_heatmaps, score
 from pneumocxr.dicom_results.uids import result_uid
-from pneumocxr.errors import PneumoError
+from pneumocxr.errors import PneumoError, whole_number
 
 log = logging.getLogger("pneumocxr.dicom")
 STUDY, SERIES, INSTANCE = "0020000D", "0020000E", "00080018"
@@ -46,6 +46,7 @@ def score_studies(
     client=None,
 ) -> WebSummary:
     """Score the studies named (or those since a date) on the DICOMweb server at `url`."""
+    batch_size = whole_number(batch_size, "batch_size")  # 0 or -1 would score nothing
     logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
     client = client or _client(url)
     info = ModelInfo.of(model)

@@ -17,7 +17,7 @@ import time
 
 from pneumocxr.dicom.spool import Spool
 from pneumocxr.dicom_results.scoring import Instance, assess, build, read_header
-from pneumocxr.errors import PneumoError
+from pneumocxr.errors import PneumoError, whole_number
 
 log = logging.getLogger("pneumocxr.dicom")
 GATHER_SECONDS = 0.02  # how long a batch waits for more images once it has one
@@ -28,7 +28,7 @@ class Worker(threading.Thread):
         super().__init__(name="pneumocxr-scoring", daemon=True)
         self.model, self.info, self.spool = model, info, spool
         self.deliver = delivered  # called with each UID whose results are in the outbox
-        self.heatmap, self.batch_size = heatmap, batch_size
+        self.heatmap, self.batch_size = heatmap, whole_number(batch_size, "batch_size")
         self._waiting: dict[str, None] = {}  # insertion-ordered: oldest first, no repeats
         self._in_flight = 0  # batches taken and not yet committed
         self._ready = threading.Condition()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pneumocxr.errors import PneumoError
+from pneumocxr.fileio.formats import check_utf8_text
 from pneumocxr.fileio.regular import NotRegularFile, open_regular
 
 log = logging.getLogger("pneumocxr")
@@ -33,6 +34,7 @@ def read_ratings(path) -> tuple[pd.DataFrame, str]:
 
 
 def _read(path) -> pd.DataFrame:
+    check_utf8_text(path)
     try:
         with open_regular(path) as handle:  # a named pipe would never end
             return pd.read_csv(handle, dtype=str, keep_default_na=False)

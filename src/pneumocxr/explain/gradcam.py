@@ -22,6 +22,8 @@ from pneumocxr.data.decode import decode_all
 from pneumocxr.data.index import folder_label
 from pneumocxr.data.transforms import to_unit
 from pneumocxr.errors import PneumoError
+from pneumocxr.networks.base import network_lock
+from pneumocxr.predictors.checks import checked_outputs
 from pneumocxr.task import CLASS_NAMES
 
 
@@ -64,7 +66,8 @@ def network_heatmaps(member, unit: torch.Tensor, signs: torch.Tensor) -> np.ndar
         return model(x) * signs.view(-1, 1)
 
     cam = LayerGradCam(score, model.gradcam_layer())
-    attributions = cam.attribute(inputs, target=0, relu_attributions=True)
+    with network_lock(model):  # captum's hooks catch other threads' passes through the layer
+        attributions = cam.attribute(inputs, target=0, relu_attributions=True)
     upsampled = LayerAttribution.interpolate(attributions, inputs.shape[-2:], "bilinear")
     heat = upsampled[:, 0].detach().clamp(min=0)
     peak = heat.flatten(1).max(dim=1).values.clamp(min=1e-12).view(-1, 1, 1)
@@ -105,7 +108,7 @@ def explain_pixels(loaded: LoadedModel, images: np.ndarray, threshold: float = 0
     require_gradcam(loaded)
     unit = to_unit(torch.from_numpy(images)[:, None])
     with torch.no_grad():  # the prediction path's logits: the heat map is for its answer
-        logits = loaded.predictor.logits(unit)
+        logits = checked_outputs(loaded.predictor.logits(unit), None, len(unit))[0]
     probs = torch.from_numpy(loaded.calibration.apply(logits.numpy()))
     predicted_pneumonia = probs >= threshold
     signs = torch.where(predicted_pneumonia, 1.0, -1.0)

@@ -35,10 +35,33 @@ def write_csv(path, table) -> Path:
     return Path(path)
 
 
+UTF16_SAVE_AS = "not UTF-8 text (it looks like UTF-16{}); save it as UTF-8"
+
+
+def check_utf8_text(path) -> None:
+    """Refuse, in words, a text file saved as UTF-16: without a byte-order mark its ASCII
+    letters are valid UTF-8 with a NUL byte between each, and a CSV's columns came out as
+    'p\\x00a\\x00t\\x00h'."""
+    try:
+        with open_regular(path) as handle:  # a named pipe is never opened for reading
+            head = handle.read(4096)
+    except OSError:
+        return  # the reader that follows says why
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PneumoError(f"{path} is {UTF16_SAVE_AS.format('')}")
+    pairs = len(head) // 2
+    if pairs and b"\x00" in head:
+        low = sum(head[i] == 0 for i in range(1, 2 * pairs, 2))  # little-endian ASCII
+        high = sum(head[i] == 0 for i in range(0, 2 * pairs, 2))  # big-endian ASCII
+        if max(low, high) > pairs // 2 and min(low, high) <= pairs // 10:
+            raise PneumoError(f"{path} is {UTF16_SAVE_AS.format(' without a byte-order mark')}")
+
+
 def read_csv(path, **options):
     """A CSV that `write_csv` wrote, with its text cells as they were before quoting."""
     import pandas as pd
 
+    check_utf8_text(path)
     table = pd.read_csv(path, encoding="utf-8", encoding_errors="surrogateescape", **options)
     return table.apply(lambda column: column.map(unescape_cell))
 
@@ -80,6 +103,7 @@ def _finite(obj):
 
 
 def read_json(path) -> dict:
+    check_utf8_text(path)
     try:  # utf-8-sig: editors on Windows may start the file with a byte-order mark
         with open_regular(path) as handle:
             return json.loads(handle.read().decode("utf-8-sig"))

@@ -56,6 +56,8 @@ class Settings:
 
     @classmethod
     def of(cls, loaded: LoadedModel, threshold=None, scope_check: bool = True) -> Settings:
+        if not isinstance(scope_check, bool):  # "off" would be true: every check would run
+            raise PneumoError(f"scope_check must be True or False, got {scope_check!r:.60}")
         cut = choose_threshold(threshold, loaded)
         band = loaded.band
         if band is not None and not band.low <= cut <= band.high:
@@ -120,12 +122,12 @@ def answers_table(found: list[Prediction]):
 def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
     """The model's operating threshold on the calibrated scale (model.json's `threshold`) by
     default or with "model"; or a number (also on the calibrated scale)."""
-    if value in (None, "", "model"):
+    if isinstance(value, str) and value in ("", "model") or value is None:
         return loaded.threshold
     try:
         threshold = float(value)
-    except ValueError:
-        raise PneumoError(f"--threshold must be a number or 'model', got {value!r}") from None
+    except (TypeError, ValueError):  # a list, a dict: not a threshold either
+        raise PneumoError(f"--threshold must be a number or 'model', got {value!r:.60}") from None
     if not 0.0 <= threshold <= 1.0:
         raise PneumoError(f"--threshold must be between 0 and 1, got {threshold}")
     return threshold
@@ -133,4 +135,3 @@ def choose_threshold(value: str | float | None, loaded: LoadedModel) -> float:
 
 def label_for(prob: float, threshold: float) -> str:
     return "PNEUMONIA" if prob >= threshold else "NORMAL"
-

@@ -1,5 +1,6 @@
 """A predictor over batches of uint8 images (B x 1 x S x S), in eval mode, without gradients:
-logits, and scope scores when asked."""
+logits, and scope scores when asked; what it gives is checked after every batch
+(`predictors.checks`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 
 from pneumocxr.data.transforms import to_unit
 from pneumocxr.decision.calibration import sigmoid
+from pneumocxr.errors import whole_number
 from pneumocxr.predictors.base import Predictor
+from pneumocxr.predictors.checks import checked_outputs
 from pneumocxr.predictors.single import as_predictor
 
 
@@ -20,7 +23,10 @@ def batch_logits(model: Predictor, batches: Iterable[torch.Tensor]) -> np.ndarra
     taken as a predictor without a scope check)."""
     predictor = as_predictor(model).eval()
     device = predictor.device
-    out = [predictor.logits(to_unit(batch.to(device))).float().cpu() for batch in batches]
+    out = []
+    for batch in batches:
+        logits = predictor.logits(to_unit(batch.to(device)))
+        out.append(checked_outputs(logits, None, len(batch))[0].float().cpu())
     return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
@@ -32,7 +38,7 @@ def batch_outputs(model: Predictor, batches: Iterable[torch.Tensor]):
     device = predictor.device
     logits, scopes = [], []
     for batch in batches:
-        out, scope = predictor.outputs(to_unit(batch.to(device)))
+        out, scope = checked_outputs(*predictor.outputs(to_unit(batch.to(device))), len(batch))
         logits.append(out.float().cpu())
         scopes.append(None if scope is None else scope.float().cpu())
     if not logits:
@@ -43,7 +49,7 @@ def batch_outputs(model: Predictor, batches: Iterable[torch.Tensor]):
 
 def predict_logits(model: Predictor, pixels: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """One logit per cached uint8 image (N x 1 x S x S)."""
-    starts = range(0, len(pixels), batch_size)
+    starts = range(0, len(pixels), whole_number(batch_size, "batch_size"))
     return batch_logits(model, (pixels[start : start + batch_size] for start in starts))
 
 

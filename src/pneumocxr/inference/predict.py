@@ -7,6 +7,7 @@ import numpy as np
 
 from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.data.decode import DecodeStream
+from pneumocxr.errors import whole_number
 from pneumocxr.inference.answers import Prediction, Settings, answers, answers_table
 from pneumocxr.inference.batches import batch_logits, batch_outputs, predict_logits
 
@@ -17,6 +18,7 @@ def predict_files(loaded: LoadedModel, paths, settings: Settings, batch_size: in
     Files are decoded in chunks while the model runs on the previous one (`DecodeStream`), so
     memory does not grow with the number of files; the batches are those of `predict_pixels`.
     """
+    batch_size = whole_number(batch_size, "batch_size")
     paths = list(paths)
     stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
     logits, scopes = _outputs(loaded, stream, settings)
@@ -37,7 +39,7 @@ def predict_stream(loaded: LoadedModel, stream: DecodeStream, settings: Settings
 def predict_arrays(loaded: LoadedModel, pixels, settings: Settings, names=None, notes=None,
                    batch_size: int = 64) -> list[Prediction]:  # fmt: skip
     """Answers for images already decoded at the model's size (N x 1 x S x S uint8)."""
-    starts = range(0, len(pixels), batch_size)
+    starts = range(0, len(pixels), whole_number(batch_size, "batch_size"))
     logits, scopes = _outputs(loaded, (pixels[s : s + batch_size] for s in starts), settings)
     names = names or [""] * len(logits)
     return answers(loaded, names, logits, scopes, notes or [None] * len(logits), settings)
@@ -60,4 +62,3 @@ def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, settings=Non
 def predict_images(loaded: LoadedModel, pixels, batch_size: int = 64) -> np.ndarray:
     """Calibrated P(pneumonia) for images already decoded at the model's size."""
     return loaded.calibration.apply(predict_logits(loaded.predictor, pixels, batch_size))
-

@@ -10,6 +10,8 @@ files (those wrap it: `predictors/`, `artifact/`).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import ClassVar
 
 import torch
@@ -116,3 +118,19 @@ def device_of(module: nn.Module) -> torch.device:
     """Where a module's parameters are (the CPU for one without any)."""
     first = next(iter(module.parameters()), None)
     return torch.device("cpu") if first is None else first.device
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def network_lock(module: nn.Module) -> threading.RLock:
+    """One lock per network object. Grad-CAM (captum) hooks a layer for the length of its
+    call, and a hook catches every forward pass through that layer, another thread's too:
+    two threads' Grad-CAMs, or a Grad-CAM and a prediction through the same (unfolded)
+    network, took each other's activations and failed or mixed their heat maps."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(module)
+        if lock is None:
+            lock = _LOCKS[module] = threading.RLock()
+        return lock

@@ -9,6 +9,7 @@ import torch
 from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.errors import PneumoError, first_line
 from pneumocxr.predictors.base import Predictor
+from pneumocxr.predictors.checks import check_shape, checked_outputs, tensor_of
 
 INPUT = "image"
 OUTPUTS = ("logit", "scope_score")
@@ -58,14 +59,23 @@ class OnnxPredictor(Predictor):
         return gray_preprocessing(self.image_size)
 
     def run(self, unit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits N, scope scores N) from ONNX Runtime."""
+        """(logits N, scope scores N) from ONNX Runtime, each checked to be N numbers (the
+        scope scores are NaN by design in a graph without a scope check)."""
         image = np.ascontiguousarray(unit.detach().float().cpu().numpy())
-        logit, scope = self.session.run(list(OUTPUTS), {INPUT: image})
-        return torch.from_numpy(logit), torch.from_numpy(scope)
+        try:
+            found = self.session.run(list(OUTPUTS), {INPUT: image})
+        except Exception as err:  # onnxruntime's own error types: a graph that fails to run
+            raise PneumoError(f"ONNX Runtime could not run the graph: {first_line(err)}") from None
+        logit, scope = (tensor_of(value, name) for value, name in zip(found, OUTPUTS))
+        checked_outputs(logit, None, len(image))
+        check_shape(scope, "scope score", len(image))
+        return logit, scope
 
     def logits(self, unit: torch.Tensor) -> torch.Tensor:
         return self.run(unit)[0]
 
     def outputs(self, unit: torch.Tensor):
         logits, scope = self.run(unit)
-        return logits, scope if self._scoped else None
+        if not self._scoped:
+            return logits, None
+        return checked_outputs(logits, scope, len(logits))

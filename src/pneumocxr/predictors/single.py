@@ -3,11 +3,13 @@ ONNX exports."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.data.transforms import network_input
-from pneumocxr.networks.base import PneumoNet, device_of
+from pneumocxr.networks.base import PneumoNet, device_of, network_lock
 from pneumocxr.networks.features import forward_pooled
 from pneumocxr.networks.folding import folded
 from pneumocxr.predictors.base import Predictor
@@ -77,15 +79,25 @@ class NetworkPredictor(Predictor):
     def runner(self) -> PneumoNet:
         return folded(self.network) if self.fold else self.network
 
+    def guard(self, runner: PneumoNet):
+        """The network's lock when it runs itself (unfolded): a Grad-CAM on it in another
+        thread must not see this pass (`networks.base.network_lock`). A folded copy is
+        private to predictions."""
+        return network_lock(self.network) if runner is self.network else nullcontext()
+
     def logits(self, unit: torch.Tensor) -> torch.Tensor:
-        return self.runner()(self.network_input(unit)).squeeze(1)
+        runner = self.runner()
+        with self.guard(runner):
+            return runner(self.network_input(unit)).squeeze(1)
 
     def outputs(self, unit: torch.Tensor):
         if self.scope is None:
             return self.logits(unit), None
         if self.scope.source == OWN:
-            logits, features = forward_pooled(self.runner(), self.network_input(unit),
-                                              self.scope.stages)  # fmt: skip
+            runner = self.runner()
+            with self.guard(runner):
+                logits, features = forward_pooled(runner, self.network_input(unit),
+                                                  self.scope.stages)  # fmt: skip
             logits = logits.squeeze(1)
         else:
             logits, features = self.logits(unit), reference_features(self.scope, unit)

@@ -27,6 +27,7 @@ from pneumocxr.data.decode import UnsupportedImage
 from pneumocxr.errors import PneumoError
 from pneumocxr.serve.batching import MicroBatcher
 from pneumocxr.serve.card import model_card
+from pneumocxr.serve.connections import RequestLimit
 from pneumocxr.serve.guards import LOOPBACK_NAMES, HostCheck, multipart_detail
 from pneumocxr.serve.service import Service
 from pneumocxr.task import __version__
@@ -52,6 +53,7 @@ class Limits:
     max_batch: int = 16
     batch_wait_s: float = 0.005
     decode_slots: int = 4  # uploads decoded at once: bounds memory, 2 cores gain nothing more
+    max_requests: int = 128  # requests in the app at once (idle sockets are none); more: 503
 
 
 class PredictionOut(BaseModel):
@@ -105,6 +107,7 @@ def create_app(service: Service, limits: Limits | None = None, hosts=LOOPBACK_NA
     )
     app.add_middleware(HostCheck, hosts=hosts, problem=_problem)
     app.add_middleware(Guard, max_body=limits.max_upload_bytes + MULTIPART_SLACK)
+    app.add_middleware(RequestLimit, limit=limits.max_requests, problem=_problem)  # outermost
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -141,7 +144,11 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
         413: {"model": Problem, "description": f"Upload over {megabytes}"},
         415: {"model": Problem, "description": "Not a JPEG, PNG or DICOM file"},
         422: {"model": Problem, "description": "Unreadable, unusable or too many pixels"},
-        500: {"model": Problem, "description": "Internal error (logged by the server)"},
+        500: {
+            "model": Problem,
+            "description": "Internal error (logged by the server), or a model that gave no "
+            "usable answer (a NaN logit)",
+        },
     }
 
     @app.post(
@@ -169,7 +176,10 @@ def _add_predict(app, service: Service, batcher: MicroBatcher, limits: Limits) -
                     _decode, service, data, file.filename, gradcam, scope_check
                 )
             del data
-        outcome = await batcher.submit(upload)
+        try:
+            outcome = await batcher.submit(upload)
+        except PneumoError as err:  # the model's own fault (a NaN logit): said, not hidden
+            raise HTTPException(500, str(err)) from None
         answer, band = outcome.answer, service.settings.band
         result = PredictionOut(
             label=answer.label,

@@ -42,6 +42,7 @@ def serve(
     import uvicorn
 
     from pneumocxr.serve.app import Limits, create_app
+    from pneumocxr.serve.connections import TimedH11Protocol
     from pneumocxr.serve.guards import allowed_hosts
     from pneumocxr.serve.service import Service
 
@@ -64,7 +65,10 @@ def serve(
     with tempfile.TemporaryDirectory(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-") as private:
         tempfile.tempdir = private
         try:
-            config = uvicorn.Config(app, log_level="info", limit_concurrency=128)
+            # No limit_concurrency: uvicorn counts open sockets with it, so idle ones locked
+            # real clients out; the app's RequestLimit counts requests (serve/connections.py).
+            config = uvicorn.Config(app, log_level="info", http=TimedH11Protocol,
+                                    limit_concurrency=None, timeout_keep_alive=5)  # fmt: skip
             uvicorn.Server(config).run(sockets=[sock])
         finally:
             tempfile.tempdir = None

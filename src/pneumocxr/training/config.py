@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 from pneumocxr.decision.calibration import (
@@ -80,8 +81,23 @@ class TrainConfig:
     strategy: str = "auto"  # ddp with several devices or nodes
     precision: str = "32-true"  # or 16-mixed, bf16-mixed
 
+    def typed(self) -> TrainConfig:
+        """The same options, each of its field's type, or one line naming the first that is
+        not (the API passes them unparsed: `train(epochs="x")`)."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = _coerced(field.name, getattr(self, field.name))
+            if not _of_type(value, field.type):
+                raise PneumoError(
+                    f"training option {field.name} must be {_TYPE_WORDS[field.type]}, "
+                    f"got {type(value).__name__} {value!r:.60}"
+                )
+            values[field.name] = value
+        return TrainConfig(**values)
+
     def resolved(self) -> TrainConfig:
         """Fill in the model's defaults and the --quick profile."""
+        self = self.typed()
         cls = model_class(self.model)
         values = dataclasses.asdict(self)
         for key, default in (QUICK if self.quick else DEFAULTS).items():
@@ -124,6 +140,39 @@ class TrainConfig:
         return TrainConfig(**values)
 
 
+# The annotations of TrainConfig's fields (strings: `from __future__ import annotations`).
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "dict": dict}
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "int | None": "a whole number or None",
+    "float": "a number",
+    "float | None": "a number or None",
+    "str": "text",
+    "str | None": "text or None",
+    "bool": "True or False",
+    "dict | None": "a dict or None",
+}
+
+
+def _coerced(name: str, value):
+    """Paths are taken for text, whole numbers for `unfreeze` and `devices`, and older
+    config.json files' true/false for `augment`."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if name in ("unfreeze", "devices") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _augment_policy(value) if name == "augment" and isinstance(value, bool) else value
+
+
+def _of_type(value, annotation: str) -> bool:
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        return "None" in kinds
+    if isinstance(value, bool):
+        return "bool" in kinds
+    return any(isinstance(value, _TYPES[k]) for k in kinds if k != "None")
+
+
 def _augment_policy(value) -> str:
     """Older config.json files stored augmentation as true/false."""
     if isinstance(value, bool):
@@ -133,4 +182,3 @@ def _augment_policy(value) -> str:
     if value not in POLICIES:
         raise PneumoError(f"--augment must be one of {', '.join(POLICIES)}, got {value!r}")
     return value
-
