@@ -23,6 +23,7 @@ from pneumocxr.inference.answers import Settings, answers, record_of
 from pneumocxr.inference.bulk_data import rank_batches
 from pneumocxr.inference.bulk_output import ResultFile, progress_path
 from pneumocxr.inference.sources import InputSource
+from pneumocxr.predictors.checks import checked_outputs
 
 log = logging.getLogger("pneumocxr")
 
@@ -58,10 +59,10 @@ def outputs_of(job: BulkJob, pixels: torch.Tensor):
     predictor = job.loaded.predictor.eval()
     unit = to_unit(pixels.to(predictor.device))
     if job.settings.scope_check and job.loaded.has_scope:
-        logits, scopes = predictor.outputs(unit)
+        logits, scopes = checked_outputs(*predictor.outputs(unit), len(pixels))
         scopes = scopes.float().cpu().numpy()
     else:
-        logits, scopes = predictor.logits(unit), None
+        logits, scopes = checked_outputs(predictor.logits(unit), None, len(pixels))
     return logits.float().cpu().numpy().astype("float64"), scopes
 
 
