@@ -17,10 +17,11 @@ from PIL import Image
 
 from pneumocxr.data.limits import MAX_ASPECT, MIN_SIDE
 
-# Measured (docs/VALIDATION.md): 16 is the smallest tolerance that trims a border saved as a
-# JPEG of quality 75 to the last pixel; the ringing left by a tighter one got 43-104 of 104
-# padded X-rays refused. 2% lets a line hold a stray pixel or two without ending the border.
-TOLERANCE = 16  # gray levels a border pixel may differ from the edge's value
+# Measured (benchmarks/border_tolerance.py, docs/VALIDATION.md): 12 is the smallest tolerance
+# that leaves at most 2 pixels of a black or white border saved as a JPEG of quality 75 or 95;
+# the ringing a tighter one leaves got up to 104 of 104 padded X-rays refused. 2% lets a line
+# hold a stray pixel or two (JPEG, dust) without ending the border.
+TOLERANCE = 12  # gray levels a border pixel may differ from the edge's value
 STRAY = 0.02  # share of a border line that may differ more
 STEP = 16  # lines examined at a time: an image without a border costs one look per edge
 ROUNDS = 4  # a marker in a corner can hide a column until the rows around it are gone
@@ -45,23 +46,29 @@ class Borders:
 
 
 def trim_borders(image: Image.Image) -> Image.Image:
-    """`image` (8-bit gray) without its uniform borders; itself when it has none."""
+    """`image` (8-bit gray) without its uniform borders; itself when it has none.
+
+    Padding goes first, lines that are uniform to the last pixel: measured over the whole
+    canvas, a dark column of the X-ray inside a wide border would pass for border if stray
+    pixels were allowed there. Then, on what remains, lines with a few stray pixels."""
     if image.mode != "L":  # every decoder gives 8-bit gray; anything else is left alone
         return image
-    for _ in range(ROUNDS):
-        found = find_borders(np.asarray(image))
-        if not found:
-            return image
-        width, height = image.size
-        image = image.crop((found.left, found.top, width - found.right, height - found.bottom))
+    for stray in (0.0, STRAY):
+        for _ in range(ROUNDS):
+            found = find_borders(np.asarray(image), stray)
+            if not found:
+                break
+            width, height = image.size
+            box = (found.left, found.top, width - found.right, height - found.bottom)
+            image = image.crop(box)
     return image
 
 
-def find_borders(pixels: np.ndarray) -> Borders:
+def find_borders(pixels: np.ndarray, stray: float = STRAY) -> Borders:
     """The border widths of an H x W uint8 image, or none when what they enclose is no image
     `limits.check_geometry` would take (a blank image, a sliver): such an image is left to the
     scope check, which refuses it as mostly border, rather than blown up from a few pixels."""
-    found = measure_borders(pixels)
+    found = measure_borders(pixels, stray)
     height = pixels.shape[0] - found.top - found.bottom
     width = pixels.shape[1] - found.left - found.right
     if min(height, width) < MIN_SIDE or max(height, width) > MAX_ASPECT * min(height, width):
@@ -69,9 +76,10 @@ def find_borders(pixels: np.ndarray) -> Borders:
     return found
 
 
-def measure_borders(pixels: np.ndarray) -> Borders:
+def measure_borders(pixels: np.ndarray, stray: float = STRAY) -> Borders:
     """The uniform run at each edge, whatever remains inside (a blank image is all border)."""
-    return Borders(_edge(pixels), _edge(pixels[::-1]), _edge(pixels.T), _edge(pixels.T[::-1]))
+    edges = (pixels, pixels[::-1], pixels.T, pixels.T[::-1])
+    return Borders(*(_edge(lines, stray) for lines in edges))
 
 
 def inner_share(pixels: np.ndarray) -> float:
@@ -81,13 +89,13 @@ def inner_share(pixels: np.ndarray) -> float:
     return inside / (height * width)
 
 
-def _edge(lines: np.ndarray) -> int:
+def _edge(lines: np.ndarray, stray: float) -> int:
     """How many leading rows of `lines` are (nearly) all the first row's typical value."""
     value = int(np.median(lines[0]))
     count = len(lines)
     for start in range(0, count, STEP):
         chunk = lines[start : start + STEP].astype(np.int16)
-        near = (np.abs(chunk - value) <= TOLERANCE).mean(axis=1) >= 1 - STRAY
+        near = (np.abs(chunk - value) <= TOLERANCE).mean(axis=1) >= 1 - stray
         if not near.all():
             return start + int(np.argmin(near))
     return count
