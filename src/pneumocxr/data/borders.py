@@ -51,17 +51,20 @@ def trim_borders(image: Image.Image) -> Image.Image:
     Padding goes first, lines that are uniform to the last pixel: measured over the whole
     canvas, a dark column of the X-ray inside a wide border would pass for border if stray
     pixels were allowed there. Then, on what remains, lines with a few stray pixels."""
-    if image.mode != "L":  # every decoder gives 8-bit gray; anything else is left alone
+    if image.mode != "L" or not _edge_may_be_border(image):  # anything else is left alone
         return image
+    pixels = np.asarray(image)
+    top, left, (bottom, right) = 0, 0, pixels.shape
     for stray in (0.0, STRAY):
         for _ in range(ROUNDS):
-            found = find_borders(np.asarray(image), stray)
+            found = find_borders(pixels[top:bottom, left:right], stray)
             if not found:
                 break
-            width, height = image.size
-            box = (found.left, found.top, width - found.right, height - found.bottom)
-            image = image.crop(box)
-    return image
+            top, bottom = top + found.top, bottom - found.bottom
+            left, right = left + found.left, right - found.right
+    if (top, left, bottom, right) == (0, 0, *pixels.shape):
+        return image
+    return image.crop((left, top, right, bottom))
 
 
 def find_borders(pixels: np.ndarray, stray: float = STRAY) -> Borders:
@@ -89,13 +92,34 @@ def inner_share(pixels: np.ndarray) -> float:
     return inside / (height * width)
 
 
+def _edge_may_be_border(image: Image.Image) -> bool:
+    """Whether one of the four outermost lines could begin a border: the whole image is read
+    only then (for 9 megapixels, reading them took 10 ms, looking at their edges 0.3)."""
+    width, height = image.size
+    boxes = ((0, 0, width, 1), (0, height - 1, width, height), (0, 0, 1, height),
+             (width - 1, 0, width, height))  # fmt: skip
+    return any(_edge(np.asarray(image.crop(box)).reshape(1, -1), STRAY) for box in boxes)
+
+
 def _edge(lines: np.ndarray, stray: float) -> int:
-    """How many leading rows of `lines` are (nearly) all the first row's typical value."""
-    value = int(np.median(lines[0]))
-    count = len(lines)
-    for start in range(0, count, STEP):
+    """How many leading rows of `lines` are (nearly) all the first row's typical value. The
+    first row is judged from its histogram: most images end there, at little cost."""
+    counts = np.bincount(lines[0], minlength=256)
+    value = _median(counts, len(lines[0]))
+    near = counts[max(0, value - TOLERANCE) : value + TOLERANCE + 1].sum()
+    if near < (1 - stray) * len(lines[0]):
+        return 0
+    for start in range(1, len(lines), STEP):
         chunk = lines[start : start + STEP].astype(np.int16)
         near = (np.abs(chunk - value) <= TOLERANCE).mean(axis=1) >= 1 - stray
         if not near.all():
             return start + int(np.argmin(near))
-    return count
+    return len(lines)
+
+
+def _median(counts: np.ndarray, size: int) -> int:
+    """int(np.median(line)) from the line's histogram, without sorting it."""
+    total = np.cumsum(counts)
+    upper = int(np.searchsorted(total, size // 2 + 1))
+    lower = upper if size % 2 else int(np.searchsorted(total, size // 2))
+    return (lower + upper) // 2
