@@ -25,7 +25,7 @@ class Preprocessing:
     color: str = "grayscale replicated to the model's channels"
     scale: str = "pixel / 255"
     # Every model gets its input trimmed (decode.squash), those whose model.json predates this
-    # field too: it reads as this text (the reasons are in docs/VALIDATION.md, "Borders").
+    # field too: it reads as this text (why: docs/VALIDATION.md, "Borders and other alterations").
     borders: str = BORDERS
 
     def to_json(self) -> dict:
