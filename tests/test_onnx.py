@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import EXTERNAL, cli_batch, make_subset, shared_images
 from pneumocxr.artifact.load import load_model
 from pneumocxr.artifact.onnx_graph import DECISION
+from pneumocxr.data.borders import trim_borders
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.formats import sha256_file as sha256
 
@@ -77,16 +78,19 @@ def test_onnx_predicts_what_pytorch_predicts(exported, name):
 
 
 def test_the_graph_alone_with_model_json_gives_the_same_answers(exported):
-    """What a C# or browser user does: resize to S x S gray / 255, run the graph, apply
-    model.json's calibration, band, threshold and scope rule as its `decision` describes."""
+    """What a C# or browser user does: trim uniform borders, resize to S x S gray / 255, run
+    the graph, apply model.json's calibration, band, threshold and scope rule as its `decision`
+    describes (the trimming is pneumocxr's own function here; another language copies it)."""
     import onnxruntime as ort
 
     _, folder = exported["default"]
     meta = json.loads((folder / "model.json").read_text())
     images = parity_images()[::4]
     size = meta["preprocessing"]["image_size"]
+    assert "borders trimmed" in meta["decision"]["input"] and meta["preprocessing"]["borders"]
     batch = np.stack([
-        np.asarray(Image.open(p).convert("L").resize((size, size), Image.Resampling.BILINEAR))
+        np.asarray(trim_borders(Image.open(p).convert("L")).resize((size, size),
+                                                                   Image.Resampling.BILINEAR))
         for p in images
     ])[:, None].astype(np.float32) / 255  # fmt: skip
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])

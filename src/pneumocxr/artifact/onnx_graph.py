@@ -1,6 +1,7 @@
 """The ONNX graph of a model: one function from the gray image to (logit, scope score).
 
-The graph takes what any language can make: the image resized (squashed, bilinear) to S x S
+The graph takes what any language can make: the image with its uniform borders trimmed
+(`data.borders`, before the graph as for every model) and resized (squashed, bilinear) to S x S
 pixels, gray, pixel / 255, as float32 N x 1 x S x S (N free). Everything after that is inside:
 
 - the network's channels and normalisation (`data.transforms.network_input`);
@@ -47,8 +48,9 @@ OPSET = 17
 
 
 DECISION = {
-    "input": "the image squashed (aspect not kept, bilinear) to preprocessing.image_size "
-    "pixels a side, gray, pixel / 255: float32 N x 1 x S x S, input 'image'",
+    "input": "the image, gray, its uniform borders trimmed as preprocessing.borders says "
+    "(pneumocxr.data.borders.trim_borders), squashed (aspect not kept, bilinear) to "
+    "preprocessing.image_size pixels a side, pixel / 255: float32 N x 1 x S x S, input 'image'",
     "p_pneumonia": "calibration.method platt or temperature: p = 1 / (1 + exp(-(a * logit + b))) "
     "with calibration.a and calibration.b; isotonic: linear interpolation of the logit "
     "between calibration.xs and calibration.ys, the end values outside them; none (or no "

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pneumocxr.data.borders import trim_borders
 from pneumocxr.data.dicom import read_dicom_gray_scoped
 from pneumocxr.data.index import DICOM_SUFFIXES
 from pneumocxr.data.limits import MAX_PIXELS, check_geometry, decoded_limit
@@ -233,7 +234,9 @@ def _check_pixels(count: int, limit: int, where: str) -> None:
 
 
 def squash(image: Image.Image, size: int) -> np.ndarray:
-    """Resize to `size` x `size`, aspect not kept (as Keras' target_size does)."""
+    """Trim uniform borders (`borders.trim_borders`), then resize to `size` x `size`, aspect
+    not kept (as Keras' target_size does): what every model gets from every input."""
+    image = trim_borders(image)
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     return np.array(image, dtype=np.uint8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from pneumocxr.data.borders import DESCRIPTION as BORDERS
 from pneumocxr.task import NO_NORMALISATION
 
 
@@ -23,6 +24,9 @@ class Preprocessing:
     resize: str = "squash, bilinear"  # Keras' target_size: no crop, aspect not kept
     color: str = "grayscale replicated to the model's channels"
     scale: str = "pixel / 255"
+    # Every model gets its input trimmed (decode.squash), those whose model.json predates this
+    # field too: it reads as this text (why: docs/VALIDATION.md, "Borders and other alterations").
+    borders: str = BORDERS
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset
 
+from pneumocxr.data.borders import trim_borders
 from pneumocxr.data.dicom import header_scope_of, read_dicom_gray_scoped
 from pneumocxr.dicom_results.capture import build_capture, overlay_picture, picture_base
 from pneumocxr.dicom_results.evidence import evidence_of, uid_problem
@@ -130,13 +132,17 @@ def check_heatmaps(model) -> None:
 
 
 def decode(source):
-    """8-bit gray pixels at full size, decoded as `pneumocxr predict` decodes the file."""
+    """8-bit gray pixels at full size less their uniform borders, decoded as `pneumocxr
+    predict` decodes the file (the Secondary Capture's picture is then what the model saw)."""
     if isinstance(source, Dataset):
         source = to_bytes(source)
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     where = "" if not isinstance(source, (str, os.PathLike)) else None
-    return read_dicom_gray_scoped(source, where, MAX_PIXELS)[0]
+    gray = read_dicom_gray_scoped(source, where, MAX_PIXELS)[0]
+    image = Image.fromarray(gray)
+    trimmed = trim_borders(image)
+    return gray if trimmed is image else np.asarray(trimmed)
 
 
 def to_bytes(ds: Dataset) -> bytes:

@@ -66,26 +66,29 @@ class Settings:
 
 
 def answers(
-    loaded: LoadedModel, names, logits, scopes, notes, settings: Settings
+    loaded: LoadedModel, names, logits, scopes, notes, settings: Settings, differs=None
 ) -> list[Prediction]:
-    """Calibrate, check scope, decide: the one path from logits to labels."""
+    """Calibrate, check scope, decide: the one path from logits to labels. `differs` maps an
+    image's index to what its pixels show unlike the training X-rays (scope.differences)."""
     probs = loaded.calibration.apply(logits)
+    differs = differs or {}
     made = []
     for i, (name, p) in enumerate(zip(names, probs)):
         note = notes[i] if settings.scope_check else None
         score = None if scopes is None else float(scopes[i])
         in_scope = note is None and (score is None or score <= 1.0)
         label = decide(float(p), in_scope, settings.threshold, settings.band)
-        made.append(Prediction(name, label, float(p), in_scope, score, _reason(label, note, score),
-                           float(logits[i]), settings.threshold))  # fmt: skip
+        reason = _reason(label, note, score, differs.get(i))
+        made.append(Prediction(name, label, float(p), in_scope, score, reason, float(logits[i]),
+                               settings.threshold))  # fmt: skip
     return made
 
 
-def _reason(label: str, note: str | None, score: float | None) -> str:
+def _reason(label: str, note: str | None, score: float | None, differs: str | None) -> str:
     if label == "OUT_OF_SCOPE":
         return note or (
             f"unlike the chest X-rays this model was trained on (scope score {score:.2f}, "
-            "refused above 1)"
+            "refused above 1)" + (f": {differs}" if differs else "")
         )
     if label == "UNCERTAIN":
         return "uncertain: have a person look (between the model's referral limits)"

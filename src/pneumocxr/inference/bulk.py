@@ -24,6 +24,7 @@ from pneumocxr.inference.bulk_data import rank_batches
 from pneumocxr.inference.bulk_output import ResultFile, progress_path
 from pneumocxr.inference.sources import InputSource
 from pneumocxr.predictors.checks import checked_outputs
+from pneumocxr.scope.differences import refused_differences
 
 log = logging.getLogger("pneumocxr")
 
@@ -68,7 +69,9 @@ def outputs_of(job: BulkJob, pixels: torch.Tensor):
 
 def batch_records(job: BulkJob, batch: dict, logits, scopes) -> list[dict]:
     """The answers of one decoded batch, as rows."""
-    found = answers(job.loaded, batch["names"], logits, scopes, batch["notes"], job.settings)
+    differs = {} if scopes is None else refused_differences(batch["pixels"], scopes)
+    found = answers(job.loaded, batch["names"], logits, scopes, batch["notes"], job.settings,
+                    differs)  # fmt: skip
     return [record_of(answer) for answer in found]
 
 

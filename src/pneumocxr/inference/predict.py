@@ -10,6 +10,7 @@ from pneumocxr.data.decode import DecodeStream
 from pneumocxr.errors import whole_number
 from pneumocxr.inference.answers import Prediction, Settings, answers, answers_table
 from pneumocxr.inference.batches import batch_logits, batch_outputs, predict_logits
+from pneumocxr.scope.differences import refused_differences
 
 
 def predict_files(loaded: LoadedModel, paths, settings: Settings, batch_size: int = 32):
@@ -21,34 +22,48 @@ def predict_files(loaded: LoadedModel, paths, settings: Settings, batch_size: in
     batch_size = whole_number(batch_size, "batch_size")
     paths = list(paths)
     stream = DecodeStream(paths, loaded.preprocessing.image_size, batch_size)
-    logits, scopes = _outputs(loaded, stream, settings)
+    logits, scopes, differs = _outputs(loaded, stream, settings)
     kept = [i for i, ok in enumerate(stream.ok) if ok]
     notes = [stream.notes.get(i) for i in kept]
     names = [str(paths[i]) for i in kept]
-    return answers(loaded, names, logits, scopes, notes, settings), stream.failures
+    found = answers(loaded, names, logits, scopes, notes, settings, differs)
+    return found, stream.failures
 
 
 def predict_stream(loaded: LoadedModel, stream: DecodeStream, settings: Settings,
                    names) -> list[Prediction]:  # fmt: skip
     """Answers for every input of a `DecodeStream` that stops on the first unreadable one."""
-    logits, scopes = _outputs(loaded, stream, settings)
+    logits, scopes, differs = _outputs(loaded, stream, settings)
     notes = [stream.notes.get(i) for i in range(len(names))]
-    return answers(loaded, names, logits, scopes, notes, settings)
+    return answers(loaded, names, logits, scopes, notes, settings, differs)
 
 
 def predict_arrays(loaded: LoadedModel, pixels, settings: Settings, names=None, notes=None,
                    batch_size: int = 64) -> list[Prediction]:  # fmt: skip
     """Answers for images already decoded at the model's size (N x 1 x S x S uint8)."""
     starts = range(0, len(pixels), whole_number(batch_size, "batch_size"))
-    logits, scopes = _outputs(loaded, (pixels[s : s + batch_size] for s in starts), settings)
+    batches = (pixels[s : s + batch_size] for s in starts)
+    logits, scopes, differs = _outputs(loaded, batches, settings)
     names = names or [""] * len(logits)
-    return answers(loaded, names, logits, scopes, notes or [None] * len(logits), settings)
+    notes = notes or [None] * len(logits)
+    return answers(loaded, names, logits, scopes, notes, settings, differs)
 
 
 def _outputs(loaded: LoadedModel, batches, settings: Settings):
-    if settings.scope_check and loaded.has_scope:
-        return batch_outputs(loaded.predictor, batches)
-    return batch_logits(loaded.predictor, batches), None
+    """(logits, scope scores or None, what differs in each refused image: index -> phrase).
+    The phrases are worked out batch by batch, while the refused pixels are at hand."""
+    if not (settings.scope_check and loaded.has_scope):
+        return batch_logits(loaded.predictor, batches), None, {}
+    logits, scopes, differs, seen = [], [], {}, 0
+    for batch in batches:
+        found, scope = batch_outputs(loaded.predictor, [batch])
+        differs.update({seen + i: why for i, why in refused_differences(batch, scope).items()})
+        logits.append(found)
+        scopes.append(scope)
+        seen += len(found)
+    if not logits:
+        return np.zeros(0), np.zeros(0), {}
+    return np.concatenate(logits), np.concatenate(scopes), differs
 
 
 def predict_paths(loaded: LoadedModel, paths, batch_size: int = 32, settings=None):

@@ -1,7 +1,8 @@
 """What the app does with an upload, through the same functions as the CLI and the API.
 
 Decoding is `data.decode.read_gray_bytes` + `squash` (the `predict` path's decoding, from
-memory, with the DICOM header's scope note), answers `inference.predict.predict_arrays`
+memory, with the DICOM header's scope note; the picture under a heat map is trimmed of its
+uniform borders as the model's input is), answers `inference.predict.predict_arrays`
 (scope check, calibration, decision), Grad-CAM `explain.gradcam.explain_pixels` and `overlay`.
 Nothing here computes anything of its own.
 """
@@ -19,6 +20,7 @@ from PIL import Image
 
 from pneumocxr.artifact.loaded import LoadedModel
 from pneumocxr.artifact.resolve import model_name, resolve_model
+from pneumocxr.data.borders import trim_borders
 from pneumocxr.data.decode import SCOPE_NOTE, read_gray_bytes, squash
 from pneumocxr.data.dicom import shown_header
 from pneumocxr.data.index import DICOM_SUFFIXES
@@ -65,13 +67,14 @@ class Service:
                scope_check: bool = True) -> Upload:  # fmt: skip
         """Raises PneumoError (UnsupportedImage for what is not JPEG, PNG or DICOM)."""
         dicom = Path(filename or "").suffix.lower() in DICOM_SUFFIXES
-        gray = read_gray_bytes(data, self.max_pixels, dicom=dicom)
+        decoded = read_gray_bytes(data, self.max_pixels, dicom=dicom)
+        gray = trim_borders(decoded)  # as squash trims it: the heat map lies over what it saw
         display = None
         if gradcam:
             shown = gray.copy()
             shown.thumbnail((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.BILINEAR)
             display = np.asarray(shown, dtype=np.uint8)
-        note = gray.info.get(SCOPE_NOTE)
+        note = decoded.info.get(SCOPE_NOTE)
         header = shown_header(io.BytesIO(data)) if data[128:132] == b"DICM" else None
         return Upload(squash(gray, self.size), display, gradcam, note, scope_check, header)
 
