@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are saved, never shown
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -64,10 +67,39 @@ def make_subset(folder: Path, normal: int, pneumonia: int, start: int = 0) -> Pa
     return folder
 
 
+def _source_key() -> str:
+    """A hash of the package's source: what the shared artefacts were built by."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "pneumocxr").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+SOURCE_KEY = _source_key()
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """`build(folder)`'s result, built once per test session whatever the number of pytest-xdist
+    workers: the first worker to ask builds it behind a file lock in the session's shared
+    temporary folder (keyed by the source that builds it); the others wait and reuse it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this session
+    folder = root / f"shared-{name}-{SOURCE_KEY}"
+    done = folder.with_name(folder.name + ".done")
+    with FileLock(str(folder) + ".lock"):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def small_data(tmp_path_factory) -> Path:
     """120 NORMAL + 120 PNEUMONIA images in the Kaggle layout."""
-    return make_subset(tmp_path_factory.mktemp("small") / "chest_xray", 120, 120)
+    return built_once(tmp_path_factory, "small",
+                      lambda folder: make_subset(folder / "chest_xray", 120, 120))  # fmt: skip
 
 
 def cli(
@@ -121,22 +153,20 @@ def train_quick(data: Path, out: Path, model: str = "smallnet", *extra) -> Path:
 
 @pytest.fixture(scope="session")
 def smallnet_run(small_data, tmp_path_factory) -> Path:
-    return train_quick(small_data, tmp_path_factory.mktemp("runs"))
+    """A SmallNet run (tests must not change it: other test files share it)."""
+    return built_once(tmp_path_factory, "smallnet-run",
+                      lambda folder: train_quick(small_data, folder))  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def effnet_run(small_data, tmp_path_factory) -> Path:
-    return train_quick(
-        small_data,
-        tmp_path_factory.mktemp("runs"),
-        "efficientnet-lite0",
-        "--unfreeze",
-        "2",
-        "--head-epochs",
-        "1",
-        "--class-weight",
-        "balanced",
-    )
+    """An EfficientNet-Lite0 run (tests must not change it: other test files share it)."""
+    extra = ("--unfreeze", "2", "--head-epochs", "1", "--class-weight", "balanced")
+
+    def build(folder: Path) -> Path:
+        return train_quick(small_data, folder, "efficientnet-lite0", *extra)
+
+    return built_once(tmp_path_factory, "effnet-run", build)
 
 
 @pytest.fixture(scope="session")

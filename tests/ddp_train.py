@@ -12,10 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 seen: list[tuple[str, int, int]] = []
 _getitem = TensorDataset.__getitem__
+_subset_getitem = Subset.__getitem__
 
 
 def _recording_getitem(self, index):
@@ -23,9 +24,19 @@ def _recording_getitem(self, index):
     return _getitem(self, index)
 
 
+def _recording_subset_getitem(self, index):
+    """A split read in place from all the decoded images: recorded as the split's sample."""
+    if not isinstance(self.dataset, TensorDataset):
+        return _subset_getitem(self, index)
+    seen.append((str(self.dataset.tensors[0].dtype), len(self), int(index)))
+    return _getitem(self.dataset, self.indices[index])
+
+
 def main() -> None:
     out = Path(os.environ["PNEUMOCXR_TEST_SEEN"])
     TensorDataset.__getitem__ = _recording_getitem
+    Subset.__getitem__ = _recording_subset_getitem
+    Subset.__getitems__ = lambda self, indices: [self[i] for i in indices]  # the loader's call
     from pneumocxr.cli import main as cli_main
 
     try:

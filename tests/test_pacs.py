@@ -47,12 +47,14 @@ class Remember(logging.Handler):
 @pytest.fixture(scope="module")
 def logged():
     """Every log line of the module, from every logger (the node's and its libraries')."""
-    handler, root = Remember(), logging.getLogger()
+    handler, root, ours = Remember(), logging.getLogger(), logging.getLogger("pneumocxr")
     root.addHandler(handler)
     level, root.level = root.level, logging.DEBUG
+    # The CLI's setup stops its logger's propagation; a test in this process may have run it.
+    propagate, ours.propagate = ours.propagate, True
     yield handler.lines
     root.removeHandler(handler)
-    root.level = level
+    root.level, ours.propagate = level, propagate
 
 
 @pytest.fixture(scope="module")

@@ -30,16 +30,21 @@ class NotRegularFile(PneumoError, OSError):
 def open_regular(path):
     """`open(path, "rb")` for a plain file (through links); anything else raises
     NotRegularFile without being opened. The open itself does not block, and the kind is
-    checked again on the open file, should the path change in between."""
+    checked again on the open file, should the path change in between. The file object's
+    `name` is the path (pydicom reopens a file by it to read deferred pixel data)."""
     _check(os.stat(path).st_mode, path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        _check(os.fstat(fd).st_mode, path)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+
+    def opener(name, flags):
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            _check(os.fstat(fd).st_mode, path)
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    return open(path, "rb", opener=opener)
 
 
 def is_regular(path) -> bool:
