@@ -11,7 +11,6 @@ PYTHONPATH pointing at another source tree to measure that code instead.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shlex
 import subprocess
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from common import emit
 
 
 def ratings_csv(path: Path, raters: int, images: int, seed: int = 0) -> Path:
@@ -80,10 +81,7 @@ def main() -> None:
         command = [sys.executable, "-m", "pneumocxr.cli", "agreement", str(csv), *extra]
         result = {"raters": options.raters, "images": options.images, "options": extra,
                   "limit_s": options.limit, **measure(command, options.limit)}  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if options.json:
-        options.json.write_text(text + "\n")
+    emit(result, options.json)
 
 
 if __name__ == "__main__":

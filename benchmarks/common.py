@@ -24,6 +24,14 @@ def machine() -> dict:
     return bench_machine()
 
 
+def emit(result: dict, path: Path | None) -> None:
+    """A standalone benchmark's result: printed, and written to `path` (its --json) if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+
+
 def save(name: str, result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"machine": machine(), **result}

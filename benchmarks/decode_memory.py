@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
@@ -26,6 +28,7 @@ sys.path.insert(0, sys.argv[1])
 from corpus_hostile import rgba16_png
 from pneumocxr.data.decode import read_gray_bytes
 from pneumocxr.errors import PneumoError
+
 
 data = rgba16_png(8000, 5000)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -52,10 +55,7 @@ def main() -> None:
                           capture_output=True, text=True, check=True)  # fmt: skip
     result = json.loads(done.stdout.splitlines()[-1])
     result["pythonpath"] = os.environ.get("PYTHONPATH", "")
-    text = json.dumps(result, indent=2)
-    print(text)
-    if options.json:
-        options.json.write_text(text + "\n")
+    emit(result, options.json)
 
 
 if __name__ == "__main__":

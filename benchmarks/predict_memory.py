@@ -18,10 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import emit
+
 _CHILD = """
 import hashlib, json, resource, sys, time
 import numpy as np
 from pneumocxr.api import load_model
+
 
 count, side = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
@@ -55,10 +58,7 @@ def main() -> None:
                           capture_output=True, text=True, check=True, env=env)  # fmt: skip
     result = json.loads(done.stdout.splitlines()[-1])
     result["pythonpath"] = os.environ.get("PYTHONPATH", "")
-    text = json.dumps(result, indent=2)
-    print(text)
-    if options.json:
-        options.json.write_text(text + "\n")
+    emit(result, options.json)
 
 
 if __name__ == "__main__":

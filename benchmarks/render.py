@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from render_everyday import everyday_section, pacs_section
+
 from render_common import load, machine_text
 from render_models import (
     LEARNED_AUC,
@@ -27,6 +29,7 @@ def render(results: Path) -> str:
         "`../shared/data/chest_xray`, split by patient with seed 42 unless stated otherwise.",
         "",
     ]
+    out += everyday_section(results)
     if r := load(results, "default_model"):
         out += default_model_section(r)
     if r := load(results, "smallnet_full"):
@@ -107,4 +110,5 @@ def render(results: Path) -> str:
         out.append("")
     if r := load(results, "serve_load"):
         out += serve_section(r)
+    out += pacs_section(results)
     return "\n".join(out)

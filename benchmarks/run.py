@@ -17,7 +17,10 @@
     python benchmarks/run.py calibration       # cross-fitted ECE and UNCERTAIN, external set
     python benchmarks/run.py serve-scope       # web API p50 with the scope check on and off
     python benchmarks/run.py onnx-speed        # PyTorch vs the ONNX export, same predict path
-    python benchmarks/run.py bulk              # predict --csv: 1 vs 2 processes; RSS, 100k rows
+    python benchmarks/run.py bulk              # predict --csv: 1 vs 2 processes (2,000 rows)
+    python benchmarks/run.py bulk-memory       # predict --csv: RSS over 100,000 rows
+    python benchmarks/run.py fresh-run         # `make run ... EXTERNAL=...` on a fresh clone
+    python benchmarks/run.py fresh-test        # `make test` on a fresh clone
     python benchmarks/run.py report            # rewrite docs/BENCHMARKS.md from results/
 
 Each measurement writes benchmarks/results/<name>.json; `report` turns them into markdown.
@@ -28,8 +31,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jobs_fresh import fresh_run, fresh_test
+
 from common import DATA, ROOT, report
-from jobs_bulk import bulk
+from jobs_bulk import bulk, bulk_memory
 from jobs_models import (
     default_model,
     full_run,
@@ -70,6 +75,9 @@ JOBS = {
     "calibration": calibration,
     "onnx-speed": onnx_speed,
     "bulk": bulk,
+    "bulk-memory": bulk_memory,
+    "fresh-run": fresh_run,
+    "fresh-test": fresh_test,
     "speed": speed,
     "report": report,
 }
@@ -94,7 +102,8 @@ def main() -> None:
     if not DATA.is_dir():
         sys.exit(f"the shared data was expected at {DATA}")
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    every = [j for j in JOBS if j not in ("speed", "report")] + ["report"]
+    every = [j for j in JOBS if j not in ("speed", "report", "fresh-run", "fresh-test")]
+    every.append("report")
     jobs = every if args.job == "all" else [args.job]
     for job in jobs:
         JOBS[job](args)
