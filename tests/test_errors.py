@@ -6,7 +6,6 @@ import contextlib
 import errno
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import torch
 
 from conftest import cli, cli_batch, make_subset, shared_images
+from in_process import run_cli
 from pneumocxr.errors import PneumoError
 
 
@@ -214,11 +214,10 @@ def test_a_checkpoint_write_on_a_full_disk_says_so(full_disk):
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
 
 
-def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, capsys):
+def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch):
     import pandas as pd
     from safetensors import SafetensorError
 
-    from pneumocxr import cli as cli_module
     from pneumocxr.fileio.atomic import is_disk_full
     from pneumocxr.fileio.formats import write_csv
 
@@ -243,10 +242,10 @@ def test_disk_full_errors_are_recognised_however_wrapped(tmp_path, monkeypatch, 
         raise rust
 
     monkeypatch.setattr("pneumocxr.pipeline.export.export_model", export_fails)
-    monkeypatch.setattr(sys, "argv", ["pneumocxr", "export", "default", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit):
-        cli_module.main()
-    assert capsys.readouterr().err.endswith("error: no space left on the disk\n")
+    # run_cli puts the logger back: a handler left on capsys's closed stream broke later tests.
+    done = run_cli("export", "default", "--out", tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.endswith("error: no space left on the disk\n")
 
 
 # -- messages that name the cause and a way forward ----------------------------------------------
