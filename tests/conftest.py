@@ -105,17 +105,13 @@ def small_data(tmp_path_factory) -> Path:
 def cli(
     *args, check: bool = True, env: dict | None = None, cwd=None, timeout: float = 1200
 ) -> subprocess.CompletedProcess:
-    """Run the installed `pneumocxr` command as a user would (killed after `timeout` s)."""
-    command = [sys.executable, "-m", "pneumocxr.cli", *map(str, args)]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        errors="backslashreplace",  # file names need not be UTF-8
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        timeout=timeout,
-    )
+    """Run the installed `pneumocxr` command as a user would (killed after `timeout` s): a
+    process of its own, forked from a warm one when it can be (tests/cli_fork.py)."""
+    from cli_fork import run_command
+
+    args = [str(a) for a in args]
+    command = [sys.executable, "-m", "pneumocxr.cli", *args]
+    result = run_command(args, {**os.environ, **(env or {})}, cwd, timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return result
