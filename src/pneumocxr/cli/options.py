@@ -45,6 +45,8 @@ DataOpt = Annotated[
         "./data/chest_xray, else download.",
     ),
 ]
+# The folder a model is measured on (evaluate, compare, stress): never downloaded.
+LabelledDataOpt = Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed for splits, shuffling, augmentation.")]
 SplitOpt = Annotated[
     SplitMethod,

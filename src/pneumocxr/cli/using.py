@@ -15,6 +15,7 @@ from pneumocxr.cli._app import app
 from pneumocxr.cli.options import (
     ExportFormat,
     ExternalOpt,
+    LabelledDataOpt,
     ModelArg,
     OnOff,
     OverwriteOpt,
@@ -34,7 +35,7 @@ from pneumocxr.cli.options import (
 def evaluate(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for predictions, metrics and figures.")],
-    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    data: LabelledDataOpt = None,
     split: Annotated[
         str | None,
         typer.Option(
@@ -89,7 +90,7 @@ def compare(
     out: Annotated[Path, typer.Option(help="Folder for the ROC plot and tables.")] = Path(
         "compare"
     ),
-    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    data: LabelledDataOpt = None,
     split: Annotated[
         str | None, typer.Option(help="A split of the first model's run instead of --data.")
     ] = None,
@@ -150,7 +151,7 @@ def gradcam(
 def stress(
     model: ModelArg,
     out: Annotated[Path, typer.Option(help="Folder for stress.csv/.json/.md and stress.png.")],
-    data: Annotated[Path | None, typer.Option(help="Labelled folder (Kaggle layout).")] = None,
+    data: LabelledDataOpt = None,
     split: Annotated[
         str | None, typer.Option(help="A split of MODEL's run (e.g. val) instead of --data.")
     ] = None,
