@@ -77,3 +77,34 @@ def test_long_paths_are_cut_in_the_middle_of_messages(tmp_path):
                                                  "(unknown format or damaged)")  # fmt: skip
     (error,) = refused.stderr.splitlines()
     assert refused.returncode == 1 and len(error) < 300 and error.endswith("mmm/x.jpeg"), error
+
+
+_MAIN_THREE_TIMES = """
+import contextlib, io, sys
+from pneumocxr.cli import main
+image = sys.argv[1]
+for _ in range(3):
+    err = io.StringIO()
+    sys.argv = ["pneumocxr", "predict", image]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            main()
+        except SystemExit:
+            pass
+    text = err.getvalue()
+    err.close()  # as a notebook cell's or a test's captured stream is, once it is done
+print(text, end="")
+"""
+
+
+def test_main_run_again_in_one_process_logs_once_to_the_stderr_of_the_moment():
+    """A notebook or a test may call `pneumocxr.cli.main` several times, each time with its own
+    stderr: every line goes, once, to the stderr of that call, never to an earlier closed one."""
+    image = shared_images("NORMAL", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", _MAIN_THREE_TIMES, str(image)],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert "Logging error" not in done.stdout + done.stderr
+    assert done.stdout.startswith("threshold "), done.stdout
+    assert done.stdout.count("threshold ") == 1, done.stdout

@@ -29,7 +29,12 @@ log = logging.getLogger("pneumocxr")
 
 # -- entry point ----------------------------------------------------------------------------
 def _setup_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    # One handler however often main() runs in a process (a notebook, a test), writing to
+    # the stderr of the moment: a handler bound to an earlier, since closed stream printed
+    # "--- Logging error ---" into later commands' output.
+    for old in [h for h in log.handlers if isinstance(h, _CurrentStderr)]:
+        log.removeHandler(old)
+    handler = _CurrentStderr()
     handler.setFormatter(_Formatter())
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -38,6 +43,18 @@ def _setup_logging() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler for whatever `sys.stderr` is when a line is logged."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ sets it; always sys.stderr
+        pass
 
 
 class _Formatter(logging.Formatter):
