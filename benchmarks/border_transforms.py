@@ -20,7 +20,6 @@ says what the untouched image got: a correct answer, a wrong one, UNCERTAIN (ref
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections import Counter
@@ -32,35 +31,18 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import EXTERNAL, save  # noqa: E402
-
-CONFIDENT = 0.9  # P beyond 0.9 / 0.1 on the calibrated scale
+from pneumocxr.data import alterations  # noqa: E402
+from pneumocxr.task import CONFIDENT  # noqa: E402  (P beyond 0.9 / 0.1, calibrated)
 
 
 def pad(fraction: float, value: int, sides: str = "all"):
     """The X-ray centred on a canvas whose border takes `fraction` of its side."""
-
-    def apply(gray: Image.Image, _rng) -> np.ndarray:
-        width, height = gray.size
-        grow = 1 / (1 - fraction)
-        canvas_w = round(width * grow)
-        canvas_h = round(height * grow) if sides == "all" else height
-        canvas = Image.new("L", (canvas_w, canvas_h), value)
-        canvas.paste(gray, ((canvas_w - width) // 2, (canvas_h - height) // 2))
-        return np.asarray(canvas)
-
-    return apply
+    return lambda gray, _rng: alterations.border(np.asarray(gray), fraction, value, sides)
 
 
 def as_jpeg(inner, quality: int):
     """`inner`'s result saved as a JPEG and decoded as an upload would be."""
-    from pneumocxr.data.decode import read_gray_bytes
-
-    def apply(gray: Image.Image, rng) -> np.ndarray:
-        buffer = io.BytesIO()
-        Image.fromarray(inner(gray, rng)).save(buffer, format="JPEG", quality=quality)
-        return np.asarray(read_gray_bytes(buffer.getvalue()))
-
-    return apply
+    return lambda gray, rng: alterations.as_jpeg(inner(gray, rng), quality)
 
 
 def shrunk_on_canvas(side: int, canvas: int):
@@ -76,22 +58,11 @@ def shrunk_on_canvas(side: int, canvas: int):
 
 
 def crop(fraction: float):
-    def apply(gray: Image.Image, _rng) -> np.ndarray:
-        width, height = gray.size
-        w, h = round(width * fraction), round(height * fraction)
-        left, top = (width - w) // 2, (height - h) // 2
-        return np.asarray(gray.crop((left, top, left + w, top + h)))
-
-    return apply
+    return lambda gray, _rng: alterations.central_crop(np.asarray(gray), fraction)
 
 
 def contrast(factor: float):
-    def apply(gray: Image.Image, _rng) -> np.ndarray:
-        values = np.asarray(gray, dtype=np.float64)
-        mean = values.mean()
-        return np.clip(np.round((values - mean) * factor + mean), 0, 255).astype(np.uint8)
-
-    return apply
+    return lambda gray, _rng: alterations.contrast(np.asarray(gray), factor)
 
 
 def noise(sigma: float):

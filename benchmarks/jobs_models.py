@@ -28,7 +28,8 @@ CARD_COMMAND = (
 
 
 SHIP_OPTIONS = ["--half", "--threshold", "operating", "--threshold-on", str(EXTERNAL),
-                "--min-sensitivity", "0.97", "--external", str(EXTERNAL)]  # fmt: skip
+                "--min-sensitivity", "0.97", "--external", str(EXTERNAL),
+                "--calibrate-on", str(EXTERNAL)]  # fmt: skip
 
 
 def smallnet_full(_args) -> None:
@@ -114,13 +115,16 @@ def default_model(args) -> None:
             wall, run = timed_cli(CARD_COMMAND + f" --external {EXTERNAL}", tmp)
         summary = run_summary(run)
         shipped = run / "shipped"  # inside the run, so --split finds its splits.csv
+        # shift tempering on the run's own validation and test splits (never its training)
+        tempering = ["--temper-on", str(run / "splits.csv")]
         subprocess.run([*PNEUMOCXR, "export", str(run), "--out", str(shipped), "--overwrite",
-                        *SHIP_OPTIONS],
+                        *SHIP_OPTIONS, *tempering],
                        check=True, capture_output=True)  # fmt: skip
         meta = json.loads((shipped / "model.json").read_text())
         result = {
             "command": f"pneumocxr {CARD_COMMAND} --data {DATA} --external {EXTERNAL}",
-            "export_command": "pneumocxr export RUN --out DIR " + " ".join(SHIP_OPTIONS),
+            "export_command": "pneumocxr export RUN --out DIR " + " ".join(SHIP_OPTIONS)
+            + " --temper-on RUN/splits.csv",
             **_wall(wall, args.wall_s, run),
             **summary,
             "threshold": meta["threshold"],

@@ -17,6 +17,8 @@ CLASS_NAMES = ("NORMAL", "PNEUMONIA")
 # What an answer may say: a class, or no class (refer to a person; not an image it knows).
 UNCERTAIN, OUT_OF_SCOPE = "UNCERTAIN", "OUT_OF_SCOPE"
 LABELS = (*CLASS_NAMES, UNCERTAIN, OUT_OF_SCOPE)
+# An answer is confident at a calibrated P of at least this (PNEUMONIA) or at most 1 - it.
+CONFIDENT = 0.9
 
 MAX_INPUT_SIZE = 2048  # a model's input, pixels a side; larger would take minutes and gigabytes
 

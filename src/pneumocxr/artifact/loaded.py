@@ -10,6 +10,7 @@ from pathlib import Path
 from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.decision.band import Band
 from pneumocxr.decision.calibration import Calibration
+from pneumocxr.decision.shift import ShiftTempering
 from pneumocxr.predictors.base import Predictor
 from pneumocxr.predictors.single import as_predictor
 
@@ -35,6 +36,11 @@ class LoadedModel:
     @cached_property
     def calibration(self) -> Calibration:
         return Calibration.from_json(self.meta.get("calibration"))
+
+    @cached_property
+    def tempering(self) -> ShiftTempering:
+        """How P is made less sure with distance from the training X-rays (decision.shift)."""
+        return ShiftTempering.from_json(self.meta.get("shift_tempering"))
 
     @cached_property
     def band(self) -> Band | None:

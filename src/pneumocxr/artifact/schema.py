@@ -32,7 +32,7 @@ FLOAT_DTYPES = ("float32", "float16", "bfloat16")
 OUTPUT = "one logit; calibrated sigmoid = P(PNEUMONIA)"
 # The fields of model.json that decide an answer; the weights file's header holds a copy.
 ANSWER_FIELDS = ("format", "architecture", "preprocessing", "class_names", "threshold",
-                 "calibration", "uncertain", "scope", "members")  # fmt: skip
+                 "calibration", "uncertain", "scope", "members", "shift_tempering")  # fmt: skip
 WEIGHT_FIELDS = ("file", "dtype", "base", "tensors")
 
 

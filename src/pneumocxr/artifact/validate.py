@@ -10,6 +10,7 @@ from pneumocxr.artifact.schema import FLOAT_DTYPES
 from pneumocxr.data.preprocessing import Preprocessing
 from pneumocxr.decision.band import Band
 from pneumocxr.decision.calibration import Calibration
+from pneumocxr.decision.shift import ShiftTempering
 from pneumocxr.errors import PneumoError
 from pneumocxr.fileio.formats import sha256_file
 from pneumocxr.networks.base import PneumoNet
@@ -53,6 +54,7 @@ def check_threshold(meta: dict, where: Path) -> None:
     try:
         Calibration.from_json(meta.get("calibration"))
         Band.from_json(meta.get("uncertain"), threshold)
+        ShiftTempering.from_json(meta.get("shift_tempering"))
     except PneumoError as err:
         raise PneumoError(f"{where} is damaged: invalid {err}") from None
 

@@ -150,6 +150,14 @@ CalibrateOnOpt = Annotated[
         "UNCERTAIN band on. [the validation split]"
     ),
 ]
+TemperOnOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Labelled images nothing was trained on (a NORMAL/ PNEUMONIA/ folder, or a run's "
+        "splits.csv: all but its train split) to fit shift tempering on: P made less sure as "
+        "the scope score grows (docs/VALIDATION.md). [keep the model's]"
+    ),
+]
 ReferOpt = Annotated[
     float | None,
     typer.Option(
@@ -256,12 +264,13 @@ SplitsFromOpt = Annotated[
 
 
 def _card(threshold, threshold_on, min_sensitivity, external, calibrate_on=None,
-          calibration=None, refer_at_most=None, splits_from=None):  # fmt: skip
+          calibration=None, refer_at_most=None, temper_on=None):  # fmt: skip
     """export's and ensemble's options for what model.json records (evaluation.validation)."""
     from pneumocxr.training.card import Card
 
     return Card(threshold, threshold_on, min_sensitivity, external, calibrate_on,
-                calibration.value if calibration else None, refer_at_most, splits_from)  # fmt: skip
+                calibration.value if calibration else None, refer_at_most,
+                temper_on=temper_on)  # fmt: skip
 
 
 # The --labels options every command that reads labelled folders takes, and their defaults.
@@ -346,6 +355,6 @@ CARD_OPTIONS = {
     "threshold": (CardThreshold, None), "threshold_on": (ThresholdOnOpt, None),
     "min_sensitivity": (MinSensitivityOpt, 0.97), "external": (ExternalOpt, None),
     "calibrate_on": (CalibrateOnOpt, None), "calibration": (CalibrationOpt, None),
-    "refer_at_most": (ReferOpt, None),
+    "refer_at_most": (ReferOpt, None), "temper_on": (TemperOnOpt, None),
 }  # fmt: skip
 with_card_options = option_group("card", CARD_OPTIONS, _card)

@@ -71,6 +71,8 @@ def answers(
     """Calibrate, check scope, decide: the one path from logits to labels. `differs` maps an
     image's index to what its pixels show unlike the training X-rays (scope.differences)."""
     probs = loaded.calibration.apply(logits)
+    if settings.scope_check:  # less sure with distance from the training X-rays
+        probs = loaded.tempering.apply(probs, scopes, loaded.threshold)
     differs = differs or {}
     made = []
     for i, (name, p) in enumerate(zip(names, probs)):

@@ -72,7 +72,8 @@ def export_model(model, out, half: bool = False, overwrite: bool = False, card=N
 
 def _inputs(model, card) -> list:
     """What export reads: never replaced by its output, not even with --overwrite."""
-    given = [model, card.threshold_on, card.external, card.calibrate_on, card.splits_from]
+    given = [model, card.threshold_on, card.external, card.calibrate_on, card.splits_from,
+             card.temper_on]  # fmt: skip
     return [p for p in given if isinstance(p, (str, Path)) and p != "default"]
 
 
@@ -98,7 +99,8 @@ def _export_ensemble_onnx(loaded, out, overwrite: bool, card, inputs=()) -> Path
 
 # What export carries over from the model's own model.json.
 KEPT = ("threshold", "threshold_logit", "threshold_method", "youden_threshold_val", "calibration",
-        "calibration_error", "uncertain", "scope", "validation", "training")  # fmt: skip
+        "calibration_error", "uncertain", "scope", "validation", "training",
+        "shift_tempering")  # fmt: skip
 
 
 def _refits(card, loaded) -> bool:
@@ -176,6 +178,8 @@ def card_figures(loaded, card) -> dict:
 
     sets = card_sets(loaded, card)
     figures = model_card(card, loaded.meta, loaded.calibration, **sets)
+    if card.temper_on is not None:
+        figures["shift_tempering"] = _tempering(loaded, card.temper_on, figures)
     for name, m in figures["validation"].items():
         log.info(
             "%s validation (%s): AUC %.4f; at threshold %.3f accuracy %.4f, sensitivity %.4f, "
@@ -184,3 +188,17 @@ def card_figures(loaded, card) -> dict:
         )  # fmt: skip
     return figures
 
+
+
+def _tempering(loaded, source, figures: dict) -> dict:
+    """Shift tempering fitted with the calibration, threshold and band just recorded."""
+    from pneumocxr.decision.band import Band
+    from pneumocxr.decision.calibration import Calibration
+    from pneumocxr.pipeline.tempering import fit_tempering_on
+
+    cut = figures["threshold"]
+    band = Band.from_json(figures.get("uncertain"), cut)
+    fitted = fit_tempering_on(loaded, source, Calibration.from_json(figures["calibration"]), cut,
+                              band)  # fmt: skip
+    log.info("shift tempering: gamma %g, fitted on %s", fitted.gamma, fitted.fit_on)
+    return fitted.to_json()

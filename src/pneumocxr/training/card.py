@@ -41,11 +41,12 @@ class Card:
     calibration: str | None = None  # method; None keeps the model's (platt when refitting)
     refer_at_most: float | None = None
     splits_from: Path | None = None  # the model's run folder or splits.csv (train, val)
+    temper_on: Path | None = None  # labelled images to fit shift tempering on
 
     def asks(self) -> bool:
         """Does it name anything to refit?"""
         asked = (self.threshold, self.external, self.calibrate_on, self.calibration,
-                 self.refer_at_most, self.splits_from)  # fmt: skip
+                 self.refer_at_most, self.splits_from, self.temper_on)  # fmt: skip
         return any(a is not None for a in asked)
 
 

@@ -1,0 +1,76 @@
+"""Fitting shift tempering (decision/shift.py) for `export --temper-on`: labelled images that
+nothing was trained on, answered as they are and altered as `data.alterations.TEMPERING`
+names, each file decoded as a user's file would be."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pneumocxr.artifact.loaded import LoadedModel
+from pneumocxr.data.alterations import TEMPERING
+from pneumocxr.data.decode import DecodeStream, gray_from_array, read_gray, squash
+from pneumocxr.data.index import index_images
+from pneumocxr.data.split_file import read_splits
+from pneumocxr.decision.band import Band
+from pneumocxr.decision.calibration import Calibration
+from pneumocxr.decision.shift import Scores, ShiftTempering, fit_tempering
+from pneumocxr.errors import PneumoError
+from pneumocxr.inference.answers import Settings
+from pneumocxr.inference.predict import predict_stream
+
+log = logging.getLogger("pneumocxr")
+
+
+def tempering_images(source) -> tuple[pd.DataFrame, str]:
+    """(path, label) of a labelled folder, or of a run's splits.csv without its train split
+    (images a model learnt from say nothing of how sure it should be); and a name for them."""
+    source = Path(source)
+    if source.is_file() or (source / "splits.csv").is_file():
+        table = read_splits(source)
+        table = table[table["split"] != "train"][["path", "label"]].reset_index(drop=True)
+        folder = source.parent if source.is_file() else source
+        name = f"{folder.resolve().name}: splits other than train"
+    else:
+        table, name = index_images(source)[["path", "label"]], source.resolve().name
+    table = table[table["label"].isin(["NORMAL", "PNEUMONIA"])].reset_index(drop=True)
+    if table["label"].nunique() < 2:
+        raise PneumoError(f"--temper-on needs NORMAL and PNEUMONIA images; {source} has not both")
+    return table, f"{name} ({len(table)} images)"
+
+
+def fit_tempering_on(loaded: LoadedModel, source, calibration: Calibration, threshold: float,
+                     band: Band | None) -> ShiftTempering:  # fmt: skip
+    """Shift tempering for `loaded` with the calibration, threshold and band it will ship."""
+    if not loaded.has_scope:
+        raise PneumoError("shift tempering works on the scope score: this model has no scope check")
+    table, name = tempering_images(source)
+    paths = list(table["path"])
+    untouched = _scores(loaded, paths, None, calibration)
+    altered = {}
+    for label, alteration in TEMPERING.items():
+        log.info("tempering: %s of %d images", label, len(paths))
+        altered[label] = _scores(loaded, paths, alteration, calibration)
+    truth = (table["label"] == "PNEUMONIA").to_numpy()
+    fitted = fit_tempering(truth, untouched, altered, threshold, band, name)
+    if not fitted.met:
+        log.warning("no gamma up to %g kept altered images from confident wrong answers on %s",
+                    fitted.gamma, name)  # fmt: skip
+    return fitted
+
+
+def _scores(loaded: LoadedModel, paths, alteration, calibration: Calibration) -> Scores:
+    """Calibrated P (untempered) and scope scores of the files, altered by `alteration`."""
+    size = loaded.preprocessing.image_size
+
+    def decode(path, _size):
+        gray = np.asarray(read_gray(path))
+        return squash(gray_from_array(alteration(gray) if alteration else gray), size), None
+
+    stream = DecodeStream(paths, size, 32, decode=decode, stop_on_error=True)
+    found = predict_stream(loaded, stream, Settings(0.5, None, True), paths)
+    scopes = [np.nan if f.scope_score is None else f.scope_score for f in found]
+    return Scores(calibration.apply([f.logit for f in found]), np.array(scopes))
