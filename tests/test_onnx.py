@@ -98,6 +98,9 @@ def test_the_graph_alone_with_model_json_gives_the_same_answers(exported):
     a, b = meta["calibration"]["a"], meta["calibration"]["b"]
     p = 1 / (1 + np.exp(-(a * logit.astype(np.float64) + b)))
     low, high, threshold = meta["uncertain"]["low"], meta["uncertain"]["high"], meta["threshold"]
+    gamma, c = meta["shift_tempering"]["gamma"], np.log(threshold / (1 - threshold))
+    assert gamma > 0  # the shipped model's: less sure away from the training X-rays
+    p = 1 / (1 + np.exp(-(c + (np.log(p / (1 - p)) - c) / (1 + gamma * np.maximum(0, scope)))))
     labels = [
         "OUT_OF_SCOPE" if s > 1 else "UNCERTAIN" if low <= q < high else
         "PNEUMONIA" if q >= threshold else "NORMAL"

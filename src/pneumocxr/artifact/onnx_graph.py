@@ -54,7 +54,10 @@ DECISION = {
     "p_pneumonia": "calibration.method platt or temperature: p = 1 / (1 + exp(-(a * logit + b))) "
     "with calibration.a and calibration.b; isotonic: linear interpolation of the logit "
     "between calibration.xs and calibration.ys, the end values outside them; none (or no "
-    "calibration record): p = 1 / (1 + exp(-logit))",
+    "calibration record): p = 1 / (1 + exp(-logit)); then, when model.json has "
+    "shift_tempering and the scope check runs: p = 1 / (1 + exp(-(c + (ln(p / (1 - p)) - c) / "
+    "(1 + shift_tempering.gamma * max(0, scope_score))))), c = ln(threshold / (1 - threshold)) "
+    "(pneumocxr.decision.shift)",
     "label": "OUT_OF_SCOPE if the model has a scope record and scope_score > 1; else "
     "UNCERTAIN if uncertain.low <= p < uncertain.high; else PNEUMONIA if p >= threshold; "
     "else NORMAL (pneumocxr.decision.decide.decide)",
