@@ -156,6 +156,7 @@ def test_every_input_gets_one_sr_in_its_study_with_predicts_answer(inputs, sent)
             assert "P-PNEUMONIA" not in said  # no probability for an image it does not know
             assert reasons.get(name, "") in said["comment"]
         assert f"weights sha256 {SHIPPED_WEIGHTS[:12]}" in " ".join(said["parameters"])
+        assert "shift tempering gamma 0.5" in said["parameters"]
         assert said["algorithm"] == "default (efficientnet-lite0)"
 
 

@@ -16,6 +16,7 @@ class ModelInfo:
     weights: str  # sha256 of model.safetensors: what the result UIDs derive from
     threshold: float  # on the calibrated P(pneumonia)
     band: tuple[float, float] | None  # UNCERTAIN when low <= P < high
+    tempering: float = 0.0  # shift tempering's gamma (decision/shift.py); 0: none
 
     @classmethod
     def of(cls, model) -> ModelInfo:
@@ -29,9 +30,8 @@ class ModelInfo:
         threshold = float(model.threshold)
         if not math.isfinite(threshold):
             raise PneumoError(f"{model.name}: the threshold is not a number")
-        return cls(
-            model.name, f"pneumocxr {release}, {made}", weights, threshold, model.uncertain_band
-        )
+        return cls(model.name, f"pneumocxr {release}, {made}", weights, threshold,
+                   model.uncertain_band, model.loaded.tempering.gamma)  # fmt: skip
 
     @property
     def short(self) -> str:

@@ -101,6 +101,7 @@ def _measurements(answer, info: ModelInfo) -> list[hd.sr.Measurement]:
 
 def _algorithm(info: ModelInfo) -> hd.sr.AlgorithmIdentification:
     band = "none" if info.band is None else f"{info.band[0]:.4f}-{info.band[1]:.4f}"
+    tempering = f"gamma {info.tempering:g}" if info.tempering else "none"
     return hd.sr.AlgorithmIdentification(
         name=info.name,
         version=info.version,
@@ -108,6 +109,7 @@ def _algorithm(info: ModelInfo) -> hd.sr.AlgorithmIdentification:
             f"weights sha256 {info.weights}",
             f"threshold {info.threshold:.4f}",
             f"uncertain band {band}",
+            f"shift tempering {tempering}",
         ],
     )
 
