@@ -38,6 +38,7 @@ def test_health_model_and_docs(client):
     assert card["architecture"] == "efficientnet-lite0" and card["run"] == meta["training"]["run"]
     assert card["validation"]["internal"]["n"] == meta["training"]["validation"]["n"]
     assert "not a medical device" in card["card_markdown"].lower()
+    assert card["calibration"].endswith("(shift tempering, gamma 0.5).")
     text = client.get("/api/model").text
     assert "/work" not in text and "/tmp" not in text  # model.json's paths stay on the server
     docs = client.get("/docs")

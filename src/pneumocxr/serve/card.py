@@ -85,7 +85,15 @@ def _calibration_text(meta: dict) -> str | None:
     before, after = _number(error.get("before")), _number(error.get("after"))
     if before is not None and after is not None:
         text += f"; calibration error (ECE) there {before:.3f} before, {after:.3f} after"
-    return text + "."
+    return text + "." + _tempering_text(meta)
+
+
+def _tempering_text(meta: dict) -> str:
+    gamma = _number(_dict(meta.get("shift_tempering")).get("gamma"))
+    if not gamma:
+        return ""
+    return (f" It is made less sure the further an image lies from the training X-rays (shift "
+            f"tempering, gamma {gamma:g}).")  # fmt: skip
 
 
 def _scope_text(record) -> str | None:
