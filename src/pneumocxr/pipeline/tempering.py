@@ -5,6 +5,7 @@ names, each file decoded as a user's file would be."""
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +49,9 @@ def fit_tempering_on(loaded: LoadedModel, source, calibration: Calibration, thre
     if not loaded.has_scope:
         raise PneumoError("shift tempering works on the scope score: this model has no scope check")
     table, name = tempering_images(source)
-    paths = list(table["path"])
-    untouched = _scores(loaded, paths, None, calibration)
-    altered = {}
-    for label, alteration in TEMPERING.items():
-        log.info("tempering: %s of %d images", label, len(paths))
-        altered[label] = _scores(loaded, paths, alteration, calibration)
+    log.info("tempering: %d images, as they are and %d ways altered", len(table), len(TEMPERING))
+    untouched, *altered = _scores(loaded, list(table["path"]), calibration)
+    altered = dict(zip(TEMPERING, altered))
     truth = (table["label"] == "PNEUMONIA").to_numpy()
     fitted = fit_tempering(truth, untouched, altered, threshold, band, name)
     if not fitted.met:
@@ -62,15 +60,26 @@ def fit_tempering_on(loaded: LoadedModel, source, calibration: Calibration, thre
     return fitted
 
 
-def _scores(loaded: LoadedModel, paths, alteration, calibration: Calibration) -> Scores:
-    """Calibrated P (untempered) and scope scores of the files, altered by `alteration`."""
+def _scores(loaded: LoadedModel, paths, calibration: Calibration) -> list[Scores]:
+    """Calibrated P (untempered) and scope scores of the files as they are, then altered as
+    each of TEMPERING: one stream, each file read once for all its versions."""
     size = loaded.preprocessing.image_size
+    versions = [None, *TEMPERING.values()]
+    items = [(path, version) for path in paths for version in range(len(versions))]
 
-    def decode(path, _size):
-        gray = np.asarray(read_gray(path))
+    @lru_cache(maxsize=64)  # the versions of a file follow each other: one read for them all
+    def gray_of(path) -> np.ndarray:
+        return np.asarray(read_gray(path))
+
+    def decode(item, _size):
+        path, version = item
+        gray = gray_of(path)
+        alteration = versions[version]
         return squash(gray_from_array(alteration(gray) if alteration else gray), size), None
 
-    stream = DecodeStream(paths, size, 32, decode=decode, stop_on_error=True)
-    found = predict_stream(loaded, stream, Settings(0.5, None, True), paths)
-    scopes = [np.nan if f.scope_score is None else f.scope_score for f in found]
-    return Scores(calibration.apply([f.logit for f in found]), np.array(scopes))
+    stream = DecodeStream(items, size, 32, decode=decode, stop_on_error=True)
+    found = predict_stream(loaded, stream, Settings(0.5, None, True), [str(p) for p, _ in items])
+    probs = calibration.apply([f.logit for f in found]).reshape(len(paths), len(versions))
+    scopes = np.array([np.nan if f.scope_score is None else f.scope_score for f in found])
+    scopes = scopes.reshape(len(paths), len(versions))
+    return [Scores(probs[:, v], scopes[:, v]) for v in range(len(versions))]
