@@ -104,6 +104,10 @@ def test_export_temper_on_fits_gamma_and_answers_use_it(smallnet_run, tmp_path):
               check=False)  # fmt: skip
     assert bad.returncode == 1 and "gone" in bad.stderr.splitlines()[-1]
     assert "Traceback" not in bad.stderr and not (tmp_path / "x").exists()
+    (tmp_path / "labels.csv").write_text("path,label\n/x.jpeg,NORMAL\n")
+    bad = cli("export", smallnet_run, "--out", tmp_path / "x", "--temper-on",
+              tmp_path / "labels.csv", check=False)  # fmt: skip
+    assert bad.returncode == 1 and "a labelled folder or a run's splits.csv" in bad.stderr
     held_out = make_subset(tmp_path / "held-out", 10, 10, start=400)  # not in its training
     out = tmp_path / "tempered"
     done = cli("export", smallnet_run, "--out", out, "--temper-on", held_out)

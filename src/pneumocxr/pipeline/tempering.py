@@ -31,7 +31,11 @@ def tempering_images(source) -> tuple[pd.DataFrame, str]:
     (images a model learnt from say nothing of how sure it should be); and a name for them."""
     source = Path(source)
     if source.is_file() or (source / "splits.csv").is_file():
-        table = read_splits(source)
+        try:
+            table = read_splits(source)
+        except PneumoError as err:
+            message = f"--temper-on takes a labelled folder or a run's splits.csv: {err}"
+            raise PneumoError(message) from None
         table = table[table["split"] != "train"][["path", "label"]].reset_index(drop=True)
         folder = source.parent if source.is_file() else source
         name = f"{folder.resolve().name}: splits other than train"
