@@ -63,7 +63,8 @@ def test_when_no_gamma_is_enough_the_record_says_so():
     assert ShiftTempering.from_json(fitted.to_json()) == fitted
 
 
-@pytest.mark.parametrize("record", [{"gamma": -1}, {"gamma": "0.5"}, {"gamma": True}, [0.5]])
+@pytest.mark.parametrize("record", [{"gamma": -1}, {"gamma": "0.5"}, {"gamma": True}, [0.5],
+                                    {"gamma": 0.5, "n": "many"}])  # fmt: skip
 def test_a_model_with_a_damaged_tempering_record_is_refused(tmp_path, record):
     from pneumocxr.artifact.resolve import DEFAULT_MODEL_DIR
 

@@ -69,9 +69,14 @@ class ShiftTempering:
         ):
             raise PneumoError("shift tempering record")
         counts = record.get("confidently_wrong_altered") or {}
-        return cls(float(gamma), str(record.get("fit_on", "")), int(record.get("n", 0)),
-                   tuple(record.get("alterations", ())), bool(record.get("met", True)),
-                   int(counts.get("untempered", 0)), int(counts.get("tempered", 0)))  # fmt: skip
+        try:
+            return cls(
+                float(gamma), str(record.get("fit_on", "")), int(record.get("n", 0)),
+                tuple(record.get("alterations", ())), bool(record.get("met", True)),
+                int(counts.get("untempered", 0)), int(counts.get("tempered", 0)),
+            )  # fmt: skip
+        except (AttributeError, TypeError, ValueError):
+            raise PneumoError("shift tempering record") from None
 
 
 @dataclass
@@ -93,12 +98,10 @@ def fit_tempering(labels, untouched: Scores, altered: dict[str, Scores], thresho
         made = ShiftTempering(gamma)
         return confidently_wrong_new(made, truth, untouched, altered, threshold, band)
 
-    before = wrong(0.0)
-    gamma = next((g for g in GRID if wrong(g) == 0), None)
-    met = gamma is not None
-    gamma = GRID[-1] if gamma is None else gamma
-    return ShiftTempering(gamma, fit_on, len(truth), tuple(altered), met, before,
-                          wrong(gamma))  # fmt: skip
+    found = next((g for g in GRID if wrong(g) == 0), None)
+    gamma, after = (found, 0) if found is not None else (GRID[-1], wrong(GRID[-1]))
+    return ShiftTempering(gamma, fit_on, len(truth), tuple(altered), found is not None,
+                          wrong(0.0), after)  # fmt: skip
 
 
 def confidently_wrong_new(tempering: ShiftTempering, truth, untouched: Scores,
